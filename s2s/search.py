@@ -1,0 +1,232 @@
+"""Beam search bookkeeping for one request, shared by every decoder (numpy, torch-free).
+
+The PyTorch reference decoder, the export's numpy + ONNX Runtime decoder and the server's
+continuous-batching scheduler all run the model and hand each step's per-row top-k candidates to a
+`BeamSearch`; it decides which hypotheses live, which finish, and which rows the next step reads.
+With one implementation of the rules, the decoders can differ only in the numbers the model
+computes. Greedy decoding is beam size 1. Rules: docs/design.md, "Search".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from s2s.tokenizer import EOS_ID
+
+FINISH_EOS = "eos"
+FINISH_MAX_LENGTH = "max_length"
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT length penalty ((5 + len) / 6) ** alpha; alpha 0 leaves raw log-probs."""
+    return ((5.0 + length) / 6.0) ** alpha if alpha else 1.0
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # output ids, without eos
+    token_log_probs: list[float]  # log-prob of each token in `tokens`
+    score: float  # raw_score / length_penalty(len(tokens) + 1 if eos else len(tokens))
+    raw_score: float  # sum of log-probs, the eos included when it finished on eos
+    finish_reason: str  # FINISH_EOS or FINISH_MAX_LENGTH
+    attention: np.ndarray | None = None  # (len(tokens), src_len) when attention was kept
+
+
+@dataclass
+class _Finished:
+    step: int  # step that produced eos (or the last step for max_length)
+    row: int  # live row at `step` - 1 (eos) or at `step` (max_length) it descends from
+    raw_score: float
+    score: float
+    eos_log_prob: float | None  # None for max_length
+    eos_attention: np.ndarray | None
+
+
+class BeamSearch:
+    """Search state of one request. Feed `advance` the top-k candidates of each live row."""
+
+    def __init__(
+        self,
+        beam_size: int = 1,
+        n_best: int = 1,
+        max_len: int = 100,
+        length_penalty: float = 0.0,
+        keep_attention: bool = False,
+        eos_id: int = EOS_ID,
+    ):
+        if beam_size < 1 or not 1 <= n_best <= beam_size or max_len < 1 or length_penalty < 0:
+            raise ValueError(
+                f"need beam_size >= 1, 1 <= n_best <= beam_size, max_len >= 1, length_penalty >= 0; "
+                f"got beam_size={beam_size}, n_best={n_best}, max_len={max_len}, "
+                f"length_penalty={length_penalty}"
+            )
+        self.beam_size = beam_size
+        self.n_best = n_best
+        self.max_len = max_len
+        self.alpha = length_penalty
+        self.keep_attention = keep_attention
+        self.eos_id = eos_id
+        self.done = False
+        self.length = 0  # tokens produced by the live hypotheses
+        self._scores = np.zeros(1, dtype=np.float32)  # cumulative log-prob per live row
+        # History, one entry per step s, over the live rows after step s.
+        self._tokens: list[np.ndarray] = []
+        self._parents: list[np.ndarray] = []  # index into the live rows after step s - 1
+        self._log_probs: list[np.ndarray] = []
+        self._attention: list[np.ndarray] = []
+        self._finished: list[_Finished] = []
+        self._stable: list[int] = []  # cached stable prefix; it only ever grows
+        self._src_len = 0
+
+    # -- what the decoder reads ------------------------------------------------------------------
+    @property
+    def num_live(self) -> int:
+        return 0 if self.done else len(self._scores)
+
+    @property
+    def next_tokens(self) -> np.ndarray:
+        """(num_live,) tokens the live rows feed to the next step; empty before the first."""
+        return self._tokens[-1] if self._tokens else np.zeros(0, dtype=np.int64)
+
+    @property
+    def k(self) -> int:
+        """Candidates each row must supply: enough that beam_size survive any eos among them."""
+        return 2 * self.beam_size
+
+    # -- one step --------------------------------------------------------------------------------
+    def advance(
+        self, top_log_probs: np.ndarray, top_ids: np.ndarray, attention: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Take the step's candidates, (R, k') log-probs and ids, R = num_live, k' <= k, sorted or
+        not. Returns `parents` (R',): next step's row i continues this step's row parents[i]
+        (reorder decoder state with it) and feeds token `next_tokens[i]`. Once `done`, the
+        request's rows leave the batch and `results()` holds the answer."""
+        if self.done:
+            raise RuntimeError("advance() called on a finished search")
+        rows, k = top_log_probs.shape
+        if rows != self.num_live or top_ids.shape != (rows, k):
+            raise ValueError(
+                f"expected candidates for {self.num_live} rows, got log-probs {top_log_probs.shape} "
+                f"and ids {top_ids.shape}"
+            )
+        if self.keep_attention and (attention is None or attention.shape[0] != rows):
+            raise ValueError(f"keep_attention needs an attention row per live row ({rows})")
+        step = self.length
+        if attention is not None:
+            self._src_len = attention.shape[1]
+        cand = self._scores[:, None] + top_log_probs.astype(np.float32, copy=False)  # (R, k)
+        order = np.argsort(-cand.ravel(), kind="stable")  # ties by (row, rank): flat index order
+        best_was_eos = bool(top_ids.ravel()[order[0]] == self.eos_id)
+        live_rows, live_tokens, live_lps, live_scores = [], [], [], []
+        for position, flat in enumerate(order):
+            row, rank = divmod(int(flat), k)
+            token, score = int(top_ids[row, rank]), cand[row, rank]
+            if not np.isfinite(score):
+                break  # the rest are -inf too
+            if token == self.eos_id:
+                if position < self.beam_size:
+                    self._finish_eos(step, row, score, top_log_probs[row, rank], attention)
+                continue
+            live_rows.append(row)
+            live_tokens.append(token)
+            live_lps.append(top_log_probs[row, rank])
+            live_scores.append(score)
+            if len(live_rows) == self.beam_size:
+                break
+        parents = np.asarray(live_rows, dtype=np.int64)
+        self._tokens.append(np.asarray(live_tokens, dtype=np.int64))
+        self._parents.append(parents)
+        self._log_probs.append(np.asarray(live_lps, dtype=np.float32))
+        if self.keep_attention:
+            self._attention.append(attention[parents] if len(parents) else attention[:0])
+        self._scores = np.asarray(live_scores, dtype=np.float32)
+        self.length = step + 1
+        finished = len(self._finished)
+        if finished >= self.beam_size or (best_was_eos and finished >= self.n_best) or not live_rows:
+            self.done = True
+        elif self.length >= self.max_len:
+            for row, score in enumerate(self._scores):
+                self._finished.append(
+                    _Finished(
+                        self.length,
+                        row,
+                        float(score),
+                        float(score) / length_penalty(self.length, self.alpha),
+                        None,
+                        None,
+                    )
+                )
+            self.done = True
+        return parents
+
+    def _finish_eos(self, step, row, score, log_prob, attention) -> None:
+        # The hypothesis is the live row `row` after step - 1 (step tokens) plus eos.
+        self._finished.append(
+            _Finished(
+                step,
+                row,
+                float(score),
+                float(score) / length_penalty(step + 1, self.alpha),
+                float(log_prob),
+                attention[row].copy() if self.keep_attention else None,
+            )
+        )
+
+    # -- reading hypotheses ----------------------------------------------------------------------
+    def _trace(self, row: int, last_step: int, first_step: int = 0):
+        """Tokens, log-probs and attention rows of live row `row` after `last_step`, from
+        `first_step` on."""
+        tokens, lps, attn = [], [], []
+        for s in range(last_step, first_step - 1, -1):
+            tokens.append(int(self._tokens[s][row]))
+            lps.append(float(self._log_probs[s][row]))
+            if self.keep_attention:
+                attn.append(self._attention[s][row])
+            row = int(self._parents[s][row])
+        return tokens[::-1], lps[::-1], attn[::-1]
+
+    def results(self) -> list[Hypothesis]:
+        """The n_best finished hypotheses, best first (only once done)."""
+        if not self.done:
+            raise RuntimeError("results() called before the search finished")
+        ranked = sorted(self._finished, key=lambda f: -f.score)  # stable: earlier finish first
+        out = []
+        for f in ranked[: self.n_best]:
+            if f.eos_log_prob is None:  # max_length: row is live after step - 1
+                tokens, lps, attn = self._trace(f.row, f.step - 1)
+                reason = FINISH_MAX_LENGTH
+            else:
+                tokens, lps, attn = self._trace(f.row, f.step - 1) if f.step else ([], [], [])
+                reason = FINISH_EOS
+            attention = None
+            if self.keep_attention:
+                attention = np.stack(attn) if attn else np.zeros((0, self._src_len), np.float32)
+            out.append(Hypothesis(tokens, lps, f.score, f.raw_score, reason, attention))
+        return out
+
+    def stable_prefix(self) -> list[int]:
+        """Tokens every live and finished hypothesis shares: final, whatever the search does next."""
+        if self.length == 0:
+            return []
+        # Longest possible prefix: no finished hypothesis is longer than its own tokens.
+        limit = min([self.length] + [f.step for f in self._finished])
+        known = len(self._stable)
+        if limit <= known:
+            return list(self._stable)
+        # Walk ancestors down from the last step; finished hypotheses join at their last token.
+        joins: dict[int, set[int]] = {}
+        for f in self._finished:
+            if f.step > 0:  # eos at step s descends from row f.row after step s - 1
+                joins.setdefault(f.step - 1, set()).add(f.row)
+        rows = set(range(len(self._scores))) if not self.done else set()
+        for s in range(self.length - 1, known - 1, -1):
+            rows |= joins.get(s, set())
+            if len(rows) == 1 and s < limit:
+                (row,) = rows
+                tokens, _, _ = self._trace(row, s, known)
+                self._stable.extend(tokens)
+                break
+            rows = {int(self._parents[s][r]) for r in rows}
+        return list(self._stable)

@@ -1,0 +1,149 @@
+"""Character- and word-level tokenisers, torch-free, saved with the model and the bundle.
+
+The server runs exactly this code on the vocabulary stored in the bundle manifest, so training and
+serving cut text the same way. Word pieces carry a leading "▁" when whitespace preceded them, which
+makes detokenisation exact (French "Va !" keeps its space, "l'aide" keeps none).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+SPACE_MARK = "▁"  # U+2581, as in SentencePiece
+KINDS = ("char", "word")
+NORMALIZATIONS = ("NFC", "NFKC", "none")
+
+# A word is a run of letters/digits/underscore; every other non-space character stands alone.
+_WORD_RE = re.compile(r"(\s*)(\w+|[^\w\s])")
+
+
+class TokenizerError(ValueError):
+    """A tokeniser could not be built or loaded; the message says why."""
+
+
+@dataclass
+class Tokenizer:
+    kind: str  # "char" or "word"
+    tokens: list[str]  # id -> token; the first four are SPECIAL_TOKENS
+    normalization: str = "NFC"  # Unicode normal form applied before cutting ("none" to skip)
+    lowercase: bool = False
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise TokenizerError(f"tokeniser kind must be one of {KINDS}, got {self.kind!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise TokenizerError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
+        if tuple(self.tokens[:4]) != SPECIAL_TOKENS:
+            raise TokenizerError(f"vocabulary must start with {SPECIAL_TOKENS}, got {self.tokens[:4]}")
+        if len(self.tokens) <= len(SPECIAL_TOKENS):
+            raise TokenizerError("vocabulary is empty: no token besides the special ones")
+        self._index = {tok: i for i, tok in enumerate(self.tokens)}
+        if len(self._index) != len(self.tokens):
+            raise TokenizerError("vocabulary has duplicate tokens")
+
+    # -- building -------------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        texts: Iterable[str],
+        kind: str = "word",
+        *,
+        min_freq: int = 1,
+        max_size: int | None = None,
+        normalization: str = "NFC",
+        lowercase: bool = False,
+    ) -> Tokenizer:
+        """Vocabulary of pieces seen at least `min_freq` times, most frequent first (ties by text),
+        at most `max_size` entries including the four specials."""
+        probe = cls(kind, list(SPECIAL_TOKENS) + ["?"], normalization, lowercase)
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(probe.split(text))
+        ranked = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
+        ranked = [t for t in ranked if t not in SPECIAL_TOKENS]
+        if max_size is not None:
+            ranked = ranked[: max(0, max_size - len(SPECIAL_TOKENS))]
+        if not ranked:
+            raise TokenizerError(
+                f"vocabulary is empty after min_freq={min_freq}, max_size={max_size} "
+                f"({len(counts)} distinct {kind} pieces seen)"
+            )
+        return cls(kind, list(SPECIAL_TOKENS) + ranked, normalization, lowercase)
+
+    # -- text <-> pieces ------------------------------------------------------------------------
+    def normalize(self, text: str) -> str:
+        if self.normalization != "none":
+            text = unicodedata.normalize(self.normalization, text)
+        return text.lower() if self.lowercase else text
+
+    def split(self, text: str) -> list[str]:
+        """Text -> pieces (strings), before vocabulary lookup."""
+        text = self.normalize(text).strip()
+        if self.kind == "char":
+            # Runs of whitespace become one space piece, so "a  b" and "a b" cut alike.
+            return list(re.sub(r"\s+", " ", text))
+        pieces = []
+        for space, word in _WORD_RE.findall(text):
+            pieces.append((SPACE_MARK + word) if (space or not pieces) else word)
+        return pieces
+
+    def join(self, pieces: Sequence[str]) -> str:
+        """Pieces -> text: the inverse of split (up to normalisation and whitespace runs)."""
+        if self.kind == "char":
+            return "".join(pieces)
+        return "".join(p.replace(SPACE_MARK, " ") for p in pieces).strip()
+
+    # -- ids ------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text: str) -> list[int]:
+        """Text -> ids, no special tokens; unknown pieces map to UNK_ID."""
+        return [self._index.get(p, UNK_ID) for p in self.split(text)]
+
+    def count_unknown(self, ids: Sequence[int]) -> int:
+        return sum(1 for i in ids if i == UNK_ID)
+
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        """Ids -> token strings (specials included), for attention axes and debugging."""
+        return [self.tokens[i] if 0 <= i < len(self.tokens) else UNK for i in ids]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Ids -> text: stops at EOS, drops PAD/BOS, shows UNK as <unk>."""
+        out: list[str] = []
+        for i in ids:
+            if i == EOS_ID:
+                break
+            if i in (PAD_ID, BOS_ID):
+                continue
+            out.append(self.tokens[i] if 0 <= i < len(self.tokens) else UNK)
+        return self.join(out)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "normalization": self.normalization,
+            "lowercase": self.lowercase,
+            "tokens": list(self.tokens),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Tokenizer:
+        missing = {"kind", "tokens"} - set(data)
+        if missing:
+            raise TokenizerError(f"tokeniser settings lack {sorted(missing)}")
+        return cls(
+            kind=data["kind"],
+            tokens=list(data["tokens"]),
+            normalization=data.get("normalization", "NFC"),
+            lowercase=bool(data.get("lowercase", False)),
+        )

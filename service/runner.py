@@ -1,0 +1,267 @@
+"""ONNX Runtime sessions for one bundle: the encoder and the decoder step, per docs/design.md.
+
+The runner knows graphs and arrays, not requests: `encode(src_ids, lengths)` runs the encoder over
+padded sources, `step(batch, k)` runs one decoder step over a `DecodeBatch`. It is called from the
+scheduler's one worker thread only (ONNX Runtime releases the GIL while it runs).
+
+On CUDA the encoder values of the running batch are uploaded once per batch layout
+(`DecodeBatch.encoder_generation`) and stay on the device as OrtValues bound through IOBinding;
+only the small decoder state and the top-k come back each step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from service.batch import DecodeBatch
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+OPTIMIZATION_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+class ProviderUnavailable(RuntimeError):
+    """The configured execution provider cannot be used and the config requires it."""
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    provider: str = "cpu"  # "cpu" | "cuda"
+    require_provider: bool = False  # refuse to start instead of falling back to CPU
+    intra_op_threads: int = 0  # threads inside one op; 0 lets ONNX Runtime use every core
+    inter_op_threads: int = 1  # the graphs are chains; parallel branches gain nothing
+    optimization: str = "all"  # "disable" | "basic" | "extended" | "all"
+    use_saved_optimized: bool = True  # load *.opt.onnx when the bundle has them (faster start)
+    variant: str | None = None  # e.g. "int8": a bundle variant's graphs instead of the fp32 ones
+    allow_spinning: bool = True  # ORT worker threads busy-wait between ops; off saves CPU for gRPC
+    warmup_rows: tuple[int, ...] = (1, 8, 64)  # decoder batch sizes run once before serving
+    warmup_src_len: int = 16  # source length of the warm-up inputs
+    device_id: int = 0  # CUDA device
+
+
+@dataclass(frozen=True)
+class GraphFiles:
+    """What the runner needs from a bundle (s2s.bundle.Bundle provides it)."""
+
+    encoder: Path
+    decoder_step: Path
+    state_names: tuple[str, ...]  # ("h", "c") for LSTM, ("h",) for GRU
+    bos_id: int
+    eos_id: int
+    tgt_vocab_size: int
+    optimized_for: str | None = None  # provider the graphs were optimised offline for, if any
+
+
+@dataclass
+class EncoderOutput:
+    memory: np.ndarray  # (N, T, H) float32
+    keys: np.ndarray  # (N, T, A) float32
+    init_state: dict[str, np.ndarray]  # name -> (L, N, H) float32
+
+
+@dataclass
+class StepOutput:
+    state: dict[str, np.ndarray]  # name -> (L, R, H), the state after this step
+    feed: np.ndarray  # (R, H)
+    attn: np.ndarray  # (R, T)
+    topk_log_probs: np.ndarray  # (R, k) float32, descending
+    topk_ids: np.ndarray  # (R, k) int64
+    seconds: float = 0.0  # wall time of the ONNX Runtime call
+
+
+def resolve_provider(requested: str, available: Sequence[str], required: bool) -> list[str]:
+    """ONNX Runtime provider list for `requested` ("cpu" | "cuda"), falling back to CPU (logged)
+    when the provider is not installed, or raising ProviderUnavailable when it is required."""
+    if requested not in PROVIDERS:
+        raise ValueError(f"provider must be one of {sorted(PROVIDERS)}, got {requested!r}")
+    wanted = PROVIDERS[requested]
+    if wanted in available:
+        return [wanted] if wanted == PROVIDERS["cpu"] else [wanted, PROVIDERS["cpu"]]
+    if required:
+        raise ProviderUnavailable(
+            f"execution provider {requested!r} ({wanted}) is required but this onnxruntime only "
+            f"offers {list(available)}"
+        )
+    log.warning("execution provider %s is not available (have %s); using CPU", wanted, list(available))
+    return [PROVIDERS["cpu"]]
+
+
+def session_options(config: RunnerConfig, *, pre_optimized: bool) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = config.intra_op_threads
+    options.inter_op_num_threads = config.inter_op_threads
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if config.optimization not in OPTIMIZATION_LEVELS:
+        raise ValueError(
+            f"optimization must be one of {sorted(OPTIMIZATION_LEVELS)}, got {config.optimization!r}"
+        )
+    # A graph optimised offline is loaded as is: optimising it again only costs start-up time.
+    level = "disable" if pre_optimized else config.optimization
+    options.graph_optimization_level = OPTIMIZATION_LEVELS[level]
+    if not config.allow_spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def _optimized_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(".onnx") + ".opt.onnx")
+
+
+class Runner:
+    """Encoder and decoder-step sessions of one bundle, ready to run (after `warm_up`)."""
+
+    def __init__(self, graphs: GraphFiles, config: RunnerConfig = RunnerConfig()):
+        self.graphs = graphs
+        self.config = config
+        providers = resolve_provider(config.provider, ort.get_available_providers(), config.require_provider)
+        self.encoder = self._open(graphs.encoder, providers, graphs)
+        self.decoder = self._open(graphs.decoder_step, providers, graphs)
+        active = self.decoder.get_providers()[0]
+        if active != providers[0]:  # e.g. CUDA installed but no usable device or driver
+            if config.require_provider:
+                raise ProviderUnavailable(f"{providers[0]} failed to initialise; sessions run on {active}")
+            log.warning("%s failed to initialise; sessions run on %s", providers[0], active)
+        self.provider = "cuda" if active == PROVIDERS["cuda"] else "cpu"
+        self.state_names = graphs.state_names
+        self._decoder_outputs = [f"{n}_out" for n in self.state_names] + [
+            "feed_out",
+            "attn",
+            "topk_log_probs",
+            "topk_ids",
+        ]  # log_probs (rows × vocab) is never fetched: top-k is all search needs
+        self._device_encoder: tuple[int, dict[str, ort.OrtValue]] | None = None
+        self.hidden, self.layers = self._probe_sizes()
+
+    def _open(self, path: Path, providers: list[str], graphs: GraphFiles) -> ort.InferenceSession:
+        if not path.is_file():
+            raise FileNotFoundError(f"graph file {path} does not exist")
+        chosen, pre_optimized = path, False
+        optimized = _optimized_path(path)
+        # Saved optimised graphs may hold provider-specific fused ops: use them only on their provider.
+        if (
+            self.config.use_saved_optimized
+            and optimized.is_file()
+            and (graphs.optimized_for or "cpu") == ("cuda" if providers[0] == PROVIDERS["cuda"] else "cpu")
+        ):
+            chosen, pre_optimized = optimized, True
+        log.info("loading %s on %s", chosen, providers[0])
+        options = session_options(self.config, pre_optimized=pre_optimized)
+        provider_options = [{"device_id": self.config.device_id} if p == PROVIDERS["cuda"] else {} for p in providers]
+        return ort.InferenceSession(str(chosen), options, providers=providers, provider_options=provider_options)
+
+    def _probe_sizes(self) -> tuple[int, int]:
+        """(hidden, layers) from the decoder's declared input shapes (the dims may be symbolic)."""
+        shapes = {i.name: i.shape for i in self.decoder.get_inputs()}
+        hidden, layers = shapes["feed"][1], shapes["h"][0]
+        if not isinstance(hidden, int) or not isinstance(layers, int):
+            raise ValueError(f"decoder inputs must have fixed hidden and layer sizes, got {shapes}")
+        return hidden, layers
+
+    # -- encoder ---------------------------------------------------------------------------------
+    def encode(self, src_ids: np.ndarray, lengths: np.ndarray) -> EncoderOutput:
+        """src_ids (N, T) int64 padded with <pad>, lengths (N,) int64 -> encoder values."""
+        assert src_ids.ndim == 2 and lengths.shape == (src_ids.shape[0],), (
+            f"src_ids {src_ids.shape} and lengths {lengths.shape} disagree"
+        )
+        names = ["memory", "keys"] + [f"init_{n}" for n in self.state_names]
+        outputs = self.encoder.run(
+            names, {"src_ids": src_ids.astype(np.int64, copy=False), "src_lengths": lengths.astype(np.int64)}
+        )
+        return EncoderOutput(
+            memory=outputs[0],
+            keys=outputs[1],
+            init_state=dict(zip(self.state_names, outputs[2:], strict=True)),
+        )
+
+    # -- decoder step ----------------------------------------------------------------------------
+    def step(self, batch: DecodeBatch, k: int) -> StepOutput:
+        """One decoder step for every row of `batch`; top-k with k clamped to the vocabulary."""
+        k = max(1, min(k, self.graphs.tgt_vocab_size))
+        started = time.perf_counter()
+        if self.provider == "cuda":
+            values = self._step_device(batch, k)
+        else:
+            feeds = {
+                "prev_tokens": batch.prev_tokens,
+                "feed": batch.feed,
+                "memory": batch.memory,
+                "keys": batch.keys,
+                "src_mask": batch.src_mask,
+                "k": np.array([k], dtype=np.int64),
+            }
+            feeds.update(batch.state)
+            values = self.decoder.run(self._decoder_outputs, feeds)
+        seconds = time.perf_counter() - started
+        n = len(self.state_names)
+        return StepOutput(
+            state=dict(zip(self.state_names, values[:n], strict=True)),
+            feed=values[n],
+            attn=values[n + 1],
+            topk_log_probs=values[n + 2],
+            topk_ids=values[n + 3],
+            seconds=seconds,
+        )
+
+    def _step_device(self, batch: DecodeBatch, k: int) -> list[np.ndarray]:
+        """CUDA: encoder values stay on the device while the batch layout is unchanged."""
+        device = ("cuda", self.config.device_id)
+        if self._device_encoder is None or self._device_encoder[0] != batch.encoder_generation:
+            self._device_encoder = (
+                batch.encoder_generation,
+                {
+                    name: ort.OrtValue.ortvalue_from_numpy(getattr(batch, name), *device)
+                    for name in ("memory", "keys", "src_mask")
+                },
+            )
+        binding = self.decoder.io_binding()
+        for name, value in self._device_encoder[1].items():
+            binding.bind_ortvalue_input(name, value)
+        host_inputs = {"prev_tokens": batch.prev_tokens, "feed": batch.feed, **batch.state}
+        for name, array in host_inputs.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, *device))
+        binding.bind_cpu_input("k", np.array([k], dtype=np.int64))
+        for name in self._decoder_outputs:
+            binding.bind_output(name, "cpu")  # small outputs: state, feed, attention, top-k
+        self.decoder.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
+
+    # -- start-up --------------------------------------------------------------------------------
+    def warm_up(self) -> float:
+        """Run the encoder and the step at the configured sizes so the first request is not slow
+        (allocator arenas, kernel selection). Returns seconds spent."""
+        started = time.perf_counter()
+        src_len = self.config.warmup_src_len
+        for rows in self.config.warmup_rows:
+            src = np.full((rows, src_len), 4, dtype=np.int64)  # 4: the first non-special id
+            lengths = np.full((rows,), src_len, dtype=np.int64)
+            enc = self.encode(src, lengths)
+            batch = DecodeBatch.build(
+                list(range(rows)), enc.memory, enc.keys, lengths, enc.init_state, self.graphs.bos_id
+            )
+            self.step(batch, k=10)
+        self._device_encoder = None
+        seconds = time.perf_counter() - started
+        log.info("warm-up done in %.2f s (rows %s)", seconds, self.config.warmup_rows)
+        return seconds
+
+
+@dataclass
+class RunnerInfo:
+    """What GetModelInfo reports about the sessions."""
+
+    provider: str
+    intra_op_threads: int
+    graphs: list[str] = field(default_factory=list)

@@ -1,0 +1,124 @@
+"""The one place that maps service errors (service/errors.py) to gRPC status codes.
+
+Every servicer method is wrapped with `@maps_service_errors`: domain code raises plain typed errors
+and never touches gRPC codes. Rich details travel as google.rpc.Status (grpcio-status):
+BadRequest field violations for INVALID_ARGUMENT, RetryInfo for RESOURCE_EXHAUSTED,
+ResourceInfo for NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from s2s.bundle import BundleError
+from service.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    Draining,
+    InvalidRequest,
+    ModelNotFound,
+    QueueFull,
+    ServiceError,
+)
+
+log = logging.getLogger(__name__)
+
+# Error type -> status code. Order matters only for subclasses (first match wins).
+STATUS_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
+    (ModelNotFound, grpc.StatusCode.NOT_FOUND),
+    (QueueFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Draining, grpc.StatusCode.UNAVAILABLE),
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (Cancelled, grpc.StatusCode.CANCELLED),
+    # A bundle that breaks while serving (e.g. a file vanished) is the server's fault.
+    (BundleError, grpc.StatusCode.INTERNAL),
+)
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def _details(exc: Exception) -> list[any_pb2.Any]:
+    if isinstance(exc, InvalidRequest):
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in exc.violations
+            ]
+        )
+        return [_pack(bad)]
+    if isinstance(exc, QueueFull):
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(exc.retry_after_s * 1e9))
+        return [_pack(error_details_pb2.RetryInfo(retry_delay=delay))]
+    if isinstance(exc, ModelNotFound):
+        info = error_details_pb2.ResourceInfo(resource_type="model", description=str(exc))
+        return [_pack(info)]
+    return []
+
+
+def code_for(exc: Exception) -> grpc.StatusCode:
+    """The status code a client sees for `exc`; INTERNAL for anything unexpected."""
+    for error_type, code in STATUS_CODES:
+        if isinstance(exc, error_type):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def to_status(exc: Exception) -> grpc.Status:
+    """`exc` as a grpc.Status with google.rpc details (what `context.abort_with_status` takes)."""
+    code = code_for(exc)
+    message = str(exc) if isinstance(exc, ServiceError | BundleError) else "internal server error"
+    proto = status_pb2.Status(
+        code=getattr(code_pb2, code.name), message=message or code.name.lower(), details=_details(exc)
+    )
+    return rpc_status.to_status(proto)
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    if code_for(exc) is grpc.StatusCode.INTERNAL:
+        log.exception("request failed with an unexpected error", exc_info=exc)
+    await context.abort_with_status(to_status(exc))
+
+
+def maps_service_errors(method: Callable) -> Callable:
+    """Wrap a grpc.aio servicer method (unary coroutine or async-generator stream) so that any
+    exception becomes the mapped status. asyncio.CancelledError passes through untouched: it means
+    the client went away and gRPC already knows."""
+    if inspect.isasyncgenfunction(method):
+
+        @functools.wraps(method)
+        async def stream_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
+            try:
+                async for item in method(self, request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped, logged when unexpected
+                await _abort(context, exc)
+
+        return stream_wrapper
+
+    @functools.wraps(method)
+    async def unary_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped, logged when unexpected
+            await _abort(context, exc)
+
+    return unary_wrapper

@@ -1,0 +1,149 @@
+"""Request validation: texts and decoding options in, checked values out, or one InvalidRequest
+that lists every bad field (google.rpc.BadRequest field violations reach the client).
+
+Pure functions over plain values and the protobuf DecodeOptions; no gRPC context, no scheduler.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from s2s.tokenizer import UNK_ID, Tokenizer
+from s2s.v1 import translator_pb2 as pb
+from service.config import Limits
+from service.errors import FieldViolation, InvalidRequest
+
+DEFAULT_BEAM_SIZE = 1  # greedy unless asked: fastest, and what most callers want
+DEFAULT_N_BEST = 1
+DEFAULT_LENGTH_PENALTY = 0.0  # GNMT alpha 0: plain log-probability ranking
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """Validated decoding options of one request."""
+
+    beam_size: int
+    n_best: int
+    max_length: int  # absolute cap on output tokens
+    max_length_ratio: float | None  # also cap at ceil(ratio * source tokens) when set
+    length_penalty: float
+    return_attention: bool
+    replace_unk: bool
+
+    def max_len_for(self, src_len: int) -> int:
+        """Output-token budget for a source of `src_len` tokens (at least 1)."""
+        if self.max_length_ratio is None:
+            return self.max_length
+        return max(1, min(self.max_length, math.ceil(self.max_length_ratio * src_len)))
+
+
+@dataclass(frozen=True)
+class Source:
+    """One validated source text, tokenised with the bundle's source tokeniser."""
+
+    text: str
+    ids: list[int]  # no specials
+    pieces: list[str]  # as cut, before vocabulary lookup (what replace_unk copies)
+    unknown: int  # how many pieces are <unk>
+
+
+def _check_int(
+    options: pb.DecodeOptions, name: str, default: int, low: int, high: int, bad: list[FieldViolation]
+) -> int:
+    if not options.HasField(name):
+        return default
+    value = getattr(options, name)
+    if not low <= value <= high:
+        bad.append(FieldViolation(f"options.{name}", f"must be between {low} and {high}, got {value}"))
+    return value
+
+
+def validate_options(
+    options: pb.DecodeOptions,
+    limits: Limits,
+    default_max_length: int,
+    default_max_length_ratio: float | None,
+) -> DecodeSettings:
+    """Check `options` against the server's limits; unset fields take the defaults.
+
+    default_max_length / default_max_length_ratio come from the bundle manifest; the absolute
+    default is clamped to the server's limit, so an unset max_length is never an error.
+    """
+    bad: list[FieldViolation] = []
+    beam = _check_int(options, "beam_size", DEFAULT_BEAM_SIZE, 1, limits.max_beam, bad)
+    n_best = _check_int(options, "n_best", DEFAULT_N_BEST, 1, limits.max_beam, bad)
+    if n_best > beam >= 1:
+        bad.append(FieldViolation("options.n_best", f"must not exceed beam_size ({beam}), got {n_best}"))
+    max_length = _check_int(
+        options, "max_length", min(default_max_length, limits.max_output_len), 1, limits.max_output_len, bad
+    )
+    ratio = default_max_length_ratio
+    if options.HasField("max_length_ratio"):
+        ratio = options.max_length_ratio
+        if not (math.isfinite(ratio) and ratio > 0):
+            bad.append(FieldViolation("options.max_length_ratio", f"must be a positive number, got {ratio}"))
+    penalty = DEFAULT_LENGTH_PENALTY
+    if options.HasField("length_penalty"):
+        penalty = options.length_penalty
+        if not (math.isfinite(penalty) and penalty >= 0):
+            bad.append(FieldViolation("options.length_penalty", f"must be >= 0, got {penalty}"))
+    if bad:
+        raise InvalidRequest(bad)
+    return DecodeSettings(
+        beam_size=beam,
+        n_best=n_best,
+        max_length=max_length,
+        max_length_ratio=ratio if ratio and ratio > 0 else None,
+        length_penalty=penalty,
+        return_attention=options.return_attention,
+        replace_unk=options.replace_unk,
+    )
+
+
+def _text_problem(text: str, limits: Limits) -> str | None:
+    if not text:
+        return "must not be empty"
+    if len(text) > limits.max_text_chars:
+        return f"has {len(text)} characters; the limit is {limits.max_text_chars}"
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    if not text.strip():
+        return "must contain something besides whitespace"
+    return None
+
+
+def validate_texts(
+    texts: Sequence[str], tokenizer: Tokenizer, limits: Limits, field: str = "texts", indexed: bool = True
+) -> list[Source]:
+    """Check and tokenise every text; one InvalidRequest names every bad one (`texts[i]`, or
+    just `field` when not `indexed`: the stream's single `text`).
+
+    Unknown characters or words are not an error: they become <unk> and are counted.
+    """
+    bad: list[FieldViolation] = []
+    if not texts:
+        raise InvalidRequest([FieldViolation(field, "at least one text is required")])
+    if len(texts) > limits.max_texts:
+        raise InvalidRequest(
+            [FieldViolation(field, f"has {len(texts)} texts; the limit is {limits.max_texts} per call")]
+        )
+    sources: list[Source] = []
+    for i, text in enumerate(texts):
+        name = f"{field}[{i}]" if indexed else field
+        problem = _text_problem(text, limits)  # before tokenising: never cut a huge text
+        if problem is None:
+            pieces = tokenizer.split(text)
+            if not pieces:
+                problem = "has no tokens after normalisation"
+            elif len(pieces) > limits.max_src_tokens:
+                problem = f"has {len(pieces)} tokens; the limit is {limits.max_src_tokens}"
+        if problem is not None:
+            bad.append(FieldViolation(name, problem))
+            continue
+        ids = tokenizer.encode(text)
+        sources.append(Source(text, ids, pieces, sum(1 for t in ids if t == UNK_ID)))
+    if bad:
+        raise InvalidRequest(bad)
+    return sources

@@ -1,0 +1,109 @@
+"""BeamSearch rules, driven by a deterministic toy "model" whose next-token log-probs depend on the
+prefix, so the search's choices matter."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+
+import numpy as np
+import pytest
+
+from s2s.search import FINISH_EOS, FINISH_MAX_LENGTH, BeamSearch, length_penalty
+from s2s.tokenizer import EOS_ID
+
+VOCAB = 7
+
+
+def toy_log_probs(prefix: tuple[int, ...]) -> np.ndarray:
+    seed = int(hashlib.sha256(repr(prefix).encode()).hexdigest()[:8], 16)
+    logits = np.random.default_rng(seed).normal(size=VOCAB).astype(np.float32) * 2
+    logits[EOS_ID] += 0.6 * len(prefix)  # longer prefixes end more often
+    logits -= logits.max()
+    return (logits - np.log(np.exp(logits).sum())).astype(np.float32)
+
+
+def run(search: BeamSearch, check_prefix=None):
+    prefixes = [()]
+    stable_seen = []
+    while not search.done:
+        lps = np.stack([toy_log_probs(p) for p in prefixes])
+        ids = np.argsort(-lps, axis=1, kind="stable")[:, : search.k]
+        top = np.take_along_axis(lps, ids, axis=1)
+        attn = np.full((len(prefixes), 3), 1 / 3, dtype=np.float32)
+        parents = search.advance(top, ids, attn)
+        stable_seen.append(search.stable_prefix())
+        if search.done:
+            break
+        prefixes = [prefixes[p] + (int(t),) for p, t in zip(parents, search.next_tokens, strict=True)]
+    return search.results(), stable_seen
+
+
+def exhaustive_best(max_len: int, alpha: float):
+    best = None
+    for n in range(0, max_len + 1):
+        for body in itertools.product([t for t in range(VOCAB) if t != EOS_ID], repeat=n):
+            score = 0.0
+            for i, tok in enumerate(body):
+                score += float(toy_log_probs(body[:i])[tok])
+            ended = n < max_len
+            if ended:
+                score += float(toy_log_probs(body)[EOS_ID])
+            norm = score / length_penalty(n + 1 if ended else n, alpha)
+            if best is None or norm > best[0]:
+                best = (norm, list(body))
+    return best
+
+
+def test_greedy_is_argmax_chain():
+    (hyp,), _ = run(BeamSearch(beam_size=1, max_len=12))
+    prefix: tuple[int, ...] = ()
+    while len(prefix) < 12:
+        tok = int(np.argmax(toy_log_probs(prefix)))
+        if tok == EOS_ID:
+            break
+        prefix += (tok,)
+    assert hyp.tokens == list(prefix)
+    assert hyp.finish_reason == (FINISH_EOS if len(prefix) < 12 else FINISH_MAX_LENGTH)
+
+
+def test_wide_beam_finds_exhaustive_optimum():
+    # A beam as wide as every prefix of length <= 3 is an exhaustive search.
+    search = BeamSearch(beam_size=6**3, n_best=1, max_len=3)
+    (hyp,), _ = run(search)
+    best_score, best_tokens = exhaustive_best(3, 0.0)
+    assert hyp.tokens == best_tokens
+    assert hyp.score == pytest.approx(best_score, abs=1e-5)
+
+
+@pytest.mark.parametrize("beam,alpha", [(2, 0.0), (4, 0.6), (5, 1.0)])
+def test_nbest_sorted_and_scores_consistent(beam, alpha):
+    hyps, stable_seen = run(
+        BeamSearch(beam_size=beam, n_best=beam, max_len=10, length_penalty=alpha, keep_attention=True)
+    )
+    assert 1 <= len(hyps) <= beam
+    assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+    for h in hyps:
+        assert len(h.token_log_probs) == len(h.tokens)
+        assert h.attention.shape == (len(h.tokens), 3)
+        extra = 0.0 if h.finish_reason == FINISH_MAX_LENGTH else float(toy_log_probs(tuple(h.tokens))[EOS_ID])
+        assert h.raw_score == pytest.approx(sum(h.token_log_probs) + extra, abs=1e-4)
+        n = len(h.tokens) + (h.finish_reason == FINISH_EOS)
+        assert h.score == pytest.approx(h.raw_score / length_penalty(n, alpha), rel=1e-6)
+    # Every prefix streamed as stable is a prefix of what the search finally returns, and grows.
+    best = hyps[0].tokens
+    for earlier, later in zip(stable_seen, stable_seen[1:], strict=False):
+        assert later[: len(earlier)] == earlier
+    assert all(best[: len(p)] == p for p in stable_seen)
+
+
+def test_rejects_bad_options():
+    for kwargs in ({"beam_size": 0}, {"beam_size": 2, "n_best": 3}, {"max_len": 0}, {"length_penalty": -1}):
+        with pytest.raises(ValueError):
+            BeamSearch(**kwargs)
+
+
+def test_shape_mismatch_is_an_error():
+    search = BeamSearch(beam_size=2)
+    with pytest.raises(ValueError, match="expected candidates for 1 rows"):
+        search.advance(np.zeros((2, 4), np.float32), np.zeros((2, 4), np.int64))
