@@ -20,7 +20,8 @@ PIP_TOOLS=(
   "check-jsonschema==0.39.0"
   "yamllint==1.38.0"
 )
-NPM_TOOLS=("@grafana/schema@13.2.3" "typescript@5.9.3")
+# @kubernetes-models/prometheus-operator: validators generated from the operator's CRD schemas.
+NPM_TOOLS=("@grafana/schema@13.2.3" "typescript@5.9.3" "@kubernetes-models/prometheus-operator@6.0.0")
 
 log() { echo "install_tools: $*" >&2; }
 
@@ -70,7 +71,8 @@ PY
 install_npm() {
   if [ -f "$NODE_DIR/node_modules/@grafana/schema/package.json" ] \
     && [ -f "$NODE_DIR/node_modules/typescript/package.json" ] \
-    && grep -q '"version": "13.2.3"' "$NODE_DIR/node_modules/@grafana/schema/package.json"; then
+    && grep -q '"version": "13.2.3"' "$NODE_DIR/node_modules/@grafana/schema/package.json" \
+    && [ -f "$NODE_DIR/node_modules/@kubernetes-models/prometheus-operator/package.json" ]; then
     log "npm tools present"
     return
   fi

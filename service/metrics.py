@@ -5,6 +5,8 @@ Every server instance owns one `CollectorRegistry`, so several servers can live 
 
     metrics = ServiceMetrics(provider="cpu")                  # registry + process + info metrics
     observer = metrics.model_observer(model, version, sha)    # SchedulerObserver for the Scheduler
+    observer.set_capacity(max_queue, max_rows)                # from SchedulerConfig
+    metrics.set_serving(True)                                 # with every health status change
     interceptor = GrpcServerMetricsInterceptor(metrics.registry)   # service/interceptor.py
     exporter = start_metrics_server(metrics.registry, host, port)  # port 0 picks a free port
     ...                                                       # exporter.port is the bound port
@@ -82,6 +84,8 @@ class _DecoderMetrics:
     queued_requests: Gauge
     running_requests: Gauge
     running_rows: Gauge
+    queue_capacity: Gauge
+    batch_capacity: Gauge
     model_info: Info
 
     @classmethod
@@ -173,6 +177,15 @@ class _DecoderMetrics:
             running_rows=Gauge(
                 "running_rows", "Decoder rows in the batch (beam hypotheses).", labels, **common
             ),
+            queue_capacity=Gauge(
+                "queue_capacity_requests",
+                "Configured queue limit (max_queue); queued_requests / this is queue saturation.",
+                labels,
+                **common,
+            ),
+            batch_capacity=Gauge(
+                "batch_capacity_rows", "Configured batch limit (max_rows).", labels, **common
+            ),
             model_info=Info(
                 "model",
                 "The loaded model bundle: build version of s2s and the bundle's sha256.",
@@ -192,6 +205,16 @@ class ServiceMetrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self._decoder = _DecoderMetrics.register(self.registry)
+        self._serving = Gauge(
+            "serving",
+            "1 while the health service reports SERVING, 0 while starting or draining.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+
+    def set_serving(self, serving: bool) -> None:
+        """Mirror the health status, so alerts can tell an idle ready server from a draining one."""
+        self._serving.set(1 if serving else 0)
 
     def model_observer(self, model: str, version: str, bundle_sha: str) -> SchedulerMetrics:
         """The SchedulerObserver for one loaded bundle; also publishes its info metric."""
@@ -224,6 +247,13 @@ class SchedulerMetrics:
         self._queued = m.queued_requests.labels(**labels)
         self._running_requests = m.running_requests.labels(**labels)
         self._running_rows = m.running_rows.labels(**labels)
+        self._queue_capacity = m.queue_capacity.labels(**labels)
+        self._batch_capacity = m.batch_capacity.labels(**labels)
+
+    def set_capacity(self, max_queue: int, max_rows: int) -> None:
+        """Publish the scheduler's limits (not part of SchedulerObserver: set once at start)."""
+        self._queue_capacity.set(max_queue)
+        self._batch_capacity.set(max_rows)
 
     def request_queued(self, src_len: int) -> None:
         self._received.inc()

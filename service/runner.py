@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from s2s.bundle import GRAPHS, Bundle
 from service.batch import DecodeBatch
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class RunnerConfig:
 
 @dataclass(frozen=True)
 class GraphFiles:
-    """What the runner needs from a bundle (s2s.bundle.Bundle provides it)."""
+    """What the runner needs from a bundle (`GraphFiles.from_bundle` reads it)."""
 
     encoder: Path
     decoder_step: Path
@@ -62,7 +63,25 @@ class GraphFiles:
     bos_id: int
     eos_id: int
     tgt_vocab_size: int
-    optimized_for: str | None = None  # provider the graphs were optimised offline for, if any
+    pre_optimized: bool = False  # graphs ONNX Runtime already optimised offline (*.opt.onnx)
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, config: RunnerConfig) -> GraphFiles:
+        """The bundle's graphs at the configured precision. Saved optimised graphs are used on
+        CPU only: they may hold CPU-specific fused operators."""
+        precision = config.variant or "fp32"
+        optimized = config.use_saved_optimized and config.provider == "cpu"
+        paths = {g: bundle.graph_path(g, precision, optimized=optimized) for g in GRAPHS}
+        plain = {g: bundle.graph_path(g, precision) for g in GRAPHS}
+        return cls(
+            encoder=paths["encoder"],
+            decoder_step=paths["decoder_step"],
+            state_names=tuple(bundle.state),
+            bos_id=int(bundle.special_ids["bos"]),
+            eos_id=int(bundle.special_ids["eos"]),
+            tgt_vocab_size=bundle.model.tgt_vocab_size,
+            pre_optimized=paths != plain,
+        )
 
 
 @dataclass
@@ -116,10 +135,6 @@ def session_options(config: RunnerConfig, *, pre_optimized: bool) -> ort.Session
     return options
 
 
-def _optimized_path(path: Path) -> Path:
-    return path.with_name(path.name.removesuffix(".onnx") + ".opt.onnx")
-
-
 class Runner:
     """Encoder and decoder-step sessions of one bundle, ready to run (after `warm_up`)."""
 
@@ -127,8 +142,8 @@ class Runner:
         self.graphs = graphs
         self.config = config
         providers = resolve_provider(config.provider, ort.get_available_providers(), config.require_provider)
-        self.encoder = self._open(graphs.encoder, providers, graphs)
-        self.decoder = self._open(graphs.decoder_step, providers, graphs)
+        self.encoder = self._open(graphs.encoder, providers)
+        self.decoder = self._open(graphs.decoder_step, providers)
         active = self.decoder.get_providers()[0]
         if active != providers[0]:  # e.g. CUDA installed but no usable device or driver
             if config.require_provider:
@@ -145,22 +160,17 @@ class Runner:
         self._device_encoder: tuple[int, dict[str, ort.OrtValue]] | None = None
         self.hidden, self.layers = self._probe_sizes()
 
-    def _open(self, path: Path, providers: list[str], graphs: GraphFiles) -> ort.InferenceSession:
+    def _open(self, path: Path, providers: list[str]) -> ort.InferenceSession:
         if not path.is_file():
             raise FileNotFoundError(f"graph file {path} does not exist")
-        chosen, pre_optimized = path, False
-        optimized = _optimized_path(path)
-        # Saved optimised graphs may hold provider-specific fused ops: use them only on their provider.
-        if (
-            self.config.use_saved_optimized
-            and optimized.is_file()
-            and (graphs.optimized_for or "cpu") == ("cuda" if providers[0] == PROVIDERS["cuda"] else "cpu")
-        ):
-            chosen, pre_optimized = optimized, True
-        log.info("loading %s on %s", chosen, providers[0])
-        options = session_options(self.config, pre_optimized=pre_optimized)
+        log.info("loading %s on %s", path, providers[0])
+        options = session_options(self.config, pre_optimized=self.graphs.pre_optimized)
         provider_options = [{"device_id": self.config.device_id} if p == PROVIDERS["cuda"] else {} for p in providers]
-        return ort.InferenceSession(str(chosen), options, providers=providers, provider_options=provider_options)
+        return ort.InferenceSession(str(path), options, providers=providers, provider_options=provider_options)
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, config: RunnerConfig = RunnerConfig()) -> Runner:
+        return cls(GraphFiles.from_bundle(bundle, config), config)
 
     def _probe_sizes(self) -> tuple[int, int]:
         """(hidden, layers) from the decoder's declared input shapes (the dims may be symbolic)."""
@@ -256,12 +266,3 @@ class Runner:
         seconds = time.perf_counter() - started
         log.info("warm-up done in %.2f s (rows %s)", seconds, self.config.warmup_rows)
         return seconds
-
-
-@dataclass
-class RunnerInfo:
-    """What GetModelInfo reports about the sessions."""
-
-    provider: str
-    intra_op_threads: int
-    graphs: list[str] = field(default_factory=list)

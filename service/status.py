@@ -8,6 +8,7 @@ ResourceInfo for NOT_FOUND.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -103,8 +104,11 @@ def maps_service_errors(method: Callable) -> Callable:
         @functools.wraps(method)
         async def stream_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
             try:
-                async for item in method(self, request, context):
-                    yield item
+                # aclosing: when the client goes away, the inner generator's `finally` (which
+                # cancels the scheduler request) runs now, not whenever it is garbage-collected.
+                async with contextlib.aclosing(method(self, request, context)) as items:
+                    async for item in items:
+                        yield item
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped, logged when unexpected

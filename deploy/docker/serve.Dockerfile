@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1.7
+# s2s serving image, CPU: `s2s serve` on ONNX Runtime. No torch, no compiler, no build tools.
+#
+#   docker build -f deploy/docker/serve.Dockerfile -t s2s-serve:0.1.0 .      (from the repo root)
+#   docker run -p 50051:50051 -p 8000:8000 --read-only --tmpfs /tmp s2s-serve:0.1.0
+#
+# Expected size: about 320 MB uncompressed (python:3.11-slim ~130 MB, onnxruntime ~80 MB,
+# numpy ~75 MB, grpcio ~20 MB, the rest and the shipped bundle a few MB); ~110 MB compressed.
+# Pin the base by digest in your registry mirror; the tag below names the exact Python release.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# Only what serving needs: the package's runtime dependencies are pinned in pyproject.toml, and
+# training/ and export/ are left out (s2s/cli.py skips their subcommands when absent).
+COPY pyproject.toml README.md ./
+COPY s2s ./s2s
+COPY service ./service
+# The build backend is pinned too: --no-build-isolation builds with these, not whatever is newest.
+RUN pip install "setuptools==84.2.1" "wheel==0.48.0" \
+ && pip install --no-build-isolation . \
+ && python -m compileall -q /opt/venv \
+ && python -c "import sys, service.server; assert 'torch' not in sys.modules"
+
+FROM ${PYTHON_IMAGE} AS runtime
+LABEL org.opencontainers.image.title="s2s-serve" \
+      org.opencontainers.image.description="s2s gRPC translation server (ONNX Runtime, CPU)" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --system --gid 10001 s2s \
+ && useradd --system --uid 10001 --gid s2s --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin s2s
+COPY --from=build /opt/venv /opt/venv
+# Bytecode was compiled at build time, so a read-only root filesystem costs nothing at start.
+# Config is S2S_* variables (s2s serve --help); these are the image defaults.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    S2S_HOST=0.0.0.0 \
+    S2S_PORT=50051 \
+    S2S_METRICS_PORT=8000 \
+    S2S_PROVIDER=cpu \
+    S2S_GRACE_PERIOD=10
+USER 10001:10001
+WORKDIR /tmp
+EXPOSE 50051 8000
+# Asks the gRPC health service (torch-free probe in the package; no grpc_health_probe binary).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-m", "service.healthcheck"]
+# Exec form: the server is PID 1 and gets SIGTERM itself, then drains for S2S_GRACE_PERIOD.
+ENTRYPOINT ["s2s", "serve"]

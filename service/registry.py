@@ -1,0 +1,151 @@
+"""The models a server holds: bundles by name and version, each with its runner and scheduler.
+
+Loading is all-or-nothing and happens before the server binds its port: a missing or corrupt
+bundle (or an execution provider that is required but absent) stops start-up with one clear
+BundleError. Requests name a model by ModelSpec; an unknown one raises ModelNotFound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from s2s.bundle import (
+    DEFAULT_BUNDLE_DIR,
+    MANIFEST,
+    Bundle,
+    BundleError,
+    find_bundles,
+    load_bundle,
+    sha256_file,
+)
+from service.errors import ModelNotFound
+from service.observer import NullObserver, SchedulerObserver
+from service.runner import ProviderUnavailable, Runner, RunnerConfig
+from service.scheduler import Scheduler, SchedulerConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    bundle: Bundle
+    runner: Runner
+    scheduler: Scheduler
+    bundle_sha: str  # sha256 of manifest.json, which pins every file's sha256
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+
+def _version_key(version: str) -> tuple:
+    # "10" sorts after "9"; non-numeric parts compare as text.
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.\-]", version))
+
+
+def resolve_bundle_dirs(paths: Sequence[Path]) -> list[Path]:
+    """Bundle directories from the configured paths (each a bundle or a DIR/<name>/<version>/
+    tree); no paths means the bundle shipped in the package."""
+    if not paths:
+        if not (DEFAULT_BUNDLE_DIR / MANIFEST).is_file():
+            raise BundleError(
+                f"no --bundle given and the default bundle {DEFAULT_BUNDLE_DIR} is missing "
+                "(rebuild it with scripts/build_default_bundle.sh or pass --bundle DIR)"
+            )
+        return [DEFAULT_BUNDLE_DIR]
+    found: list[Path] = []
+    for path in paths:
+        if not Path(path).is_dir():
+            raise BundleError(f"bundle directory {path} does not exist")
+        dirs = find_bundles(path)
+        if not dirs:
+            raise BundleError(f"{path} holds no bundle ({MANIFEST} or <name>/<version>/{MANIFEST})")
+        found.extend(dirs)
+    return found
+
+
+def _open_model(path: Path, runner_config: RunnerConfig, scheduler_config: SchedulerConfig,
+                observer_for: Callable[[Bundle, str, str], SchedulerObserver]) -> LoadedModel:  # fmt: skip
+    bundle = load_bundle(path)  # verifies format and checksums; raises BundleError
+    try:
+        runner = Runner.from_bundle(bundle, runner_config)
+    except ProviderUnavailable:
+        raise
+    except Exception as exc:  # onnxruntime raises its own types for unreadable graphs
+        raise BundleError(f"bundle {path}: ONNX Runtime cannot load its graphs: {exc}") from exc
+    sha = sha256_file(bundle.path / MANIFEST)
+    scheduler = Scheduler(runner, scheduler_config, observer_for(bundle, sha, runner.provider))
+    return LoadedModel(bundle, runner, scheduler, sha)
+
+
+class ModelRegistry:
+    """Loaded models by (name, version). The first model loaded is the default."""
+
+    def __init__(self, models: Sequence[LoadedModel]):
+        if not models:
+            raise BundleError("no model to serve")
+        self.models = list(models)
+        seen: set[tuple[str, str]] = set()
+        for model in self.models:
+            key = (model.name, model.version)
+            if key in seen:
+                raise BundleError(f"two bundles are both {model.name}/{model.version}; serve each once")
+            seen.add(key)
+        self.default = self.models[0]
+
+    @classmethod
+    def load(
+        cls,
+        paths: Sequence[Path],
+        runner_config: RunnerConfig,
+        scheduler_config: SchedulerConfig,
+        observer_for: Callable[[Bundle, str, str], SchedulerObserver] = lambda *_: NullObserver(),
+    ) -> ModelRegistry:
+        """Load every bundle (blocking: run it in a thread). observer_for(bundle, manifest sha,
+        provider actually used) gives each model's scheduler its metrics observer."""
+        models = [
+            _open_model(path, runner_config, scheduler_config, observer_for)
+            for path in resolve_bundle_dirs(paths)
+        ]
+        for model in models:
+            log.info("loaded %s/%s from %s on %s", model.name, model.version, model.bundle.path,
+                     model.runner.provider)  # fmt: skip
+        return cls(models)
+
+    def get(self, name: str = "", version: str = "") -> LoadedModel:
+        """The model named `name` at `version` (newest when empty); the default when both empty."""
+        if not name:
+            if version and version != self.default.version:
+                raise ModelNotFound(f"the default model {self.default.name} has no version {version!r}")
+            return self.default
+        candidates = [m for m in self.models if m.name == name and (not version or m.version == version)]
+        if not candidates:
+            raise ModelNotFound(
+                f"no model {name}{'/' + version if version else ''} is loaded; loaded: {self.specs()}"
+            )
+        return max(candidates, key=lambda m: _version_key(m.version))
+
+    def specs(self) -> list[str]:
+        return [f"{m.name}/{m.version}" for m in self.models]
+
+    def warm_up(self) -> None:
+        """Run every runner once at its configured sizes (blocking: run it in a thread)."""
+        for model in self.models:
+            model.runner.warm_up()
+
+    async def start(self) -> None:
+        for model in self.models:
+            await model.scheduler.start()
+
+    async def stop(self, grace_s: float) -> None:
+        """Drain every scheduler at once: new work is refused, running work gets `grace_s`."""
+        await asyncio.gather(*(m.scheduler.stop(grace_s) for m in self.models))

@@ -1,0 +1,62 @@
+"""deploy/compose: docker-compose and the compose-spec schema accept the file, and it wires the
+server, Prometheus and Grafana to the files in deploy/."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+from deploy_tools import DEPLOY, find_tool, output, run
+
+COMPOSE = DEPLOY / "compose" / "docker-compose.yml"
+ENV = {**os.environ, "GRAFANA_ADMIN_PASSWORD": "test-only"}
+
+
+@pytest.mark.tools
+def test_docker_compose_config_accepts_it():
+    result = run([find_tool("docker-compose"), "-f", str(COMPOSE), "config", "-q"], env=ENV)
+    assert result.returncode == 0, output(result)
+
+
+@pytest.mark.tools
+def test_docker_compose_refuses_to_start_grafana_without_an_admin_password():
+    env = {k: v for k, v in ENV.items() if k != "GRAFANA_ADMIN_PASSWORD"}
+    result = run([find_tool("docker-compose"), "-f", str(COMPOSE), "config", "-q"], env=env)
+    assert result.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in result.stderr, output(result)
+
+
+@pytest.mark.tools
+def test_compose_spec_schema_accepts_it():
+    result = run([find_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)])
+    assert result.returncode == 0, output(result)
+
+
+def test_services_start_in_order_with_healthchecks_limits_and_restarts():
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert set(services) == {"s2s", "prometheus", "grafana"}
+    for name, service in services.items():
+        assert service["healthcheck"]["test"][0] == "CMD", name
+        assert service["restart"] == "unless-stopped", name
+        assert service["deploy"]["resources"]["limits"]["memory"], name
+    assert services["prometheus"]["depends_on"]["s2s"]["condition"] == "service_healthy"
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    assert services["s2s"]["healthcheck"]["test"] == ["CMD", "python", "-m", "service.healthcheck"]
+
+
+def test_mounted_paths_exist_and_bundles_live_in_a_named_volume():
+    compose = yaml.safe_load(COMPOSE.read_text())
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (COMPOSE.parent / source).resolve().is_dir(), f"{name}: {source} missing"
+            else:
+                assert source in compose["volumes"], f"{name}: {source} is not a named volume"
+    assert "bundles:/models:ro" in compose["services"]["s2s"]["volumes"]
+    prometheus_yml = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = [
+        t for job in prometheus_yml["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
+    ]
+    metrics_port = compose["services"]["s2s"]["environment"]["S2S_METRICS_PORT"]
+    assert f"s2s:{metrics_port}" in targets

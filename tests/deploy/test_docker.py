@@ -1,0 +1,60 @@
+"""deploy/docker: hadolint on every Dockerfile, and the promises the serving images make."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from deploy_tools import DEPLOY, deploy_files, find_tool, output, run
+
+DOCKERFILES = deploy_files("*.Dockerfile")
+SERVING = [DEPLOY / "docker" / "serve.Dockerfile", DEPLOY / "docker" / "serve-gpu.Dockerfile"]
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) per instruction, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def _final_stage(dockerfile: Path) -> list[tuple[str, str]]:
+    instructions = _instructions(dockerfile)
+    last_from = max(i for i, (op, _) in enumerate(instructions) if op == "FROM")
+    return instructions[last_from:]
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint_passes(dockerfile: Path):
+    result = run([find_tool("hadolint"), str(dockerfile)])
+    assert result.returncode == 0, output(result)
+
+
+@pytest.mark.parametrize("dockerfile", SERVING, ids=lambda p: p.name)
+def test_serving_image_runs_s2s_serve_in_exec_form_as_non_root_with_a_grpc_healthcheck(dockerfile: Path):
+    stage = dict(_final_stage(dockerfile))
+    # Exec form (a JSON array): the server is PID 1 and receives SIGTERM itself.
+    assert json.loads(stage["ENTRYPOINT"]) == ["s2s", "serve"]
+    assert stage["USER"].split(":")[0] not in ("root", "0")
+    assert "service.healthcheck" in stage["HEALTHCHECK"] and "CMD [" in stage["HEALTHCHECK"]
+    installs = " ".join(args for op, args in _instructions(dockerfile) if op == "RUN")
+    assert not re.search(r"torch[=<> ]|\[train\]", installs), "the serving image installs no torch"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_images_are_pinned_and_have_their_own_dockerignore(dockerfile: Path):
+    for op, args in _instructions(dockerfile):
+        if op in ("FROM", "ARG") and ("IMAGE" in args or op == "FROM"):
+            image = args.split("=", 1)[-1].split()[0]
+            assert image.startswith("$") or re.search(r":\d", image), f"unpinned base {image}"
+    if dockerfile.name != "bundle.Dockerfile":  # its context is a bundle directory, not the repo
+        assert dockerfile.with_name(dockerfile.name + ".dockerignore").exists()
+
+
+def test_gpu_image_defaults_to_the_cuda_provider_on_a_cuda_runtime_base():
+    text = (DEPLOY / "docker" / "serve-gpu.Dockerfile").read_text()
+    assert re.search(r"nvidia/cuda:[\d.]+-cudnn-runtime", text)
+    assert "S2S_PROVIDER=cuda" in text and "onnxruntime-gpu" in text

@@ -1,0 +1,105 @@
+"""A real bundle for the scheduler and runner tests, and the real runner with a test gate.
+
+The bundle is the shipped default (s2s/bundles/dates/1) when present; otherwise a small model is
+exported once per session with the export package (needs torch; skipped with a reason without it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from s2s.bundle import DEFAULT_BUNDLE_DIR, MANIFEST, Bundle, load_bundle
+from service.runner import Runner, StepOutput
+
+
+@functools.cache
+def _exported_bundle_dir() -> Path:
+    pytest.importorskip("torch", reason="exporting a test bundle needs torch (pip install .[train])")
+    import torch
+
+    from training.model import ModelConfig, Seq2Seq
+
+    torch.manual_seed(0)
+    config = ModelConfig(src_vocab_size=40, tgt_vocab_size=50, emb_dim=16, hidden=32, layers=2, dropout=0.0)
+    out = Path(tempfile.mkdtemp(prefix="s2s-sched-bundle-"))
+    return _write_bundle(Seq2Seq(config).eval(), out)
+
+
+def _write_bundle(model, out: Path) -> Path:
+    """TEMPORARY until export's bundle writer lands: graphs by export.convert, minimal manifest."""
+    import dataclasses
+    import json
+
+    from export.convert import export_graphs
+    from s2s.bundle import sha256_file
+    from s2s.tokenizer import SPECIAL_TOKENS, Tokenizer
+
+    specs = export_graphs(model, out)
+    cfg = model.cfg
+
+    def vocab(n):
+        return Tokenizer("char", list(SPECIAL_TOKENS) + [chr(0x61 + i) for i in range(n - 4)]).to_dict()
+
+    model_info = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "dropout"}
+    manifest = {
+        "format": "s2s-bundle", "format_version": 1, "name": "sched-test", "version": "1",
+        "created": "test", "exporter": {}, "model": model_info,
+        "special_ids": {"pad": 0, "bos": 1, "eos": 2, "unk": 3},
+        "src_tokenizer": vocab(cfg.src_vocab_size), "tgt_tokenizer": vocab(cfg.tgt_vocab_size),
+        "graphs": {name: {"file": spec.file} for name, spec in specs.items()},
+        "state": list(cfg.state_names),
+        "files": {spec.file: sha256_file(out / spec.file) for spec in specs.values()},
+        "training": {}, "variants": {}, "defaults": {"max_length": 50, "max_length_ratio": 3.0},
+    }  # fmt: skip
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    return out
+
+
+def load_test_bundle() -> Bundle:
+    if (DEFAULT_BUNDLE_DIR / MANIFEST).is_file():
+        return load_bundle(DEFAULT_BUNDLE_DIR)
+    return load_bundle(_exported_bundle_dir())
+
+
+class GatedRunner(Runner):
+    """The real runner, plus: a gate the test closes to hold the decode loop inside `step`, and a
+    log of the request keys and row count of every step."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+        self._blocked = threading.Event()
+        self.reset()
+
+    def reset(self) -> None:
+        self.release()
+        self.owners_per_step: list[set[int]] = []
+        self.rows_per_step: list[int] = []
+
+    def step(self, batch, k: int) -> StepOutput:
+        self.owners_per_step.append(set(batch.row_owner.tolist()))
+        self.rows_per_step.append(len(batch))
+        if not self.gate.is_set():
+            self._blocked.set()
+            self.gate.wait()
+        return super().step(batch, k)
+
+    def hold(self) -> None:
+        """The next step waits at the gate until `release`."""
+        self.gate.clear()
+
+    def release(self) -> None:
+        self._blocked.clear()
+        self.gate.set()
+
+    async def wait_for_blocked(self, timeout: float = 10.0) -> None:
+        """Until the decode loop sits at the closed gate."""
+        async with asyncio.timeout(timeout):
+            while not self._blocked.is_set():
+                await asyncio.sleep(0.001)

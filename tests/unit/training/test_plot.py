@@ -1,0 +1,25 @@
+"""Attention heatmaps are real PNG files with the lecture's axes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.plot import axis_labels, plot_attention
+
+
+def test_writes_a_png(tmp_path: Path) -> None:
+    attention = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1]], dtype=np.float32)  # (out 2, src 3)
+    path = plot_attention(attention, ["1", " ", "J"], ["▁2007", "-"], tmp_path / "a" / "attn.png", "title")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_shape_mismatch_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="2x3"):
+        plot_attention(np.zeros((2, 3)), ["a", "b"], ["x", "y"], tmp_path / "x.png")
+
+
+def test_axis_labels_show_spaces_and_drop_word_marks() -> None:
+    assert axis_labels([" ", "▁chat", "!"]) == ["␣", "chat", "!"]

@@ -1,0 +1,50 @@
+"""Attention heatmaps: the lecture's picture, source tokens across and output tokens down."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from s2s.tokenizer import SPACE_MARK
+
+SPACE_SHOWN = "␣"  # a visible space for character-level axes
+
+
+def axis_labels(pieces: Sequence[str]) -> list[str]:
+    """Token strings made readable on an axis: spaces shown, word pieces without their mark."""
+    return [SPACE_SHOWN if p == " " else p.replace(SPACE_MARK, "") or SPACE_SHOWN for p in pieces]
+
+
+def plot_attention(
+    attention: np.ndarray, src_pieces: Sequence[str], out_pieces: Sequence[str], path: str | Path, title: str = ""
+) -> Path:
+    """Write a PNG heatmap of `attention` (out_len, src_len) to `path`; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    rows, cols = attention.shape
+    if (rows, cols) != (len(out_pieces), len(src_pieces)):
+        raise ValueError(
+            f"attention is {rows}x{cols} but there are {len(out_pieces)} output and {len(src_pieces)} source tokens"
+        )
+    width, height = max(4.0, 0.32 * cols + 1.8), max(3.0, 0.32 * rows + 1.4)
+    fig, ax = plt.subplots(figsize=(width, height), dpi=120)
+    image = ax.imshow(attention, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(cols), axis_labels(src_pieces), rotation=90 if cols > 20 else 60, ha="center")
+    ax.set_yticks(range(rows), axis_labels(out_pieces))
+    ax.xaxis.tick_top()
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    if title:
+        ax.set_title(title, fontsize=9, pad=12)
+    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

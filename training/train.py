@@ -1,0 +1,263 @@
+"""The training loop: Adam, teacher forcing, clipping, a learning-rate schedule, early stopping,
+a checkpoint each epoch, resume, and DistributedDataParallel under torchrun.
+
+    s2s train                                  # the built-in dates model -> artifacts/dates/
+    torchrun --nproc-per-node 2 -m training.train --data ../shared/data/eng-fra.tsv ...
+
+Checkpoints (training.model.save_checkpoint): OUT/last.pt after every epoch (what --resume reads)
+and OUT/checkpoint.pt, the one with the best validation loss (what later steps use).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from s2s.tokenizer import PAD_ID, Tokenizer
+from training import dates
+from training.config import TrainConfig
+from training.data import Batch, DataError, Pair, batches, build_tokenizer, encode_pairs, filter_length
+from training.data import read_pairs, split_pairs
+from training.model import ModelConfig, Seq2Seq, read_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def load_data(cfg: TrainConfig) -> tuple[list[Pair], list[Pair], list[Pair]]:
+    """(train, valid, test) pairs of the configured task."""
+    if cfg.data == "dates":
+        train, valid = dates.train_valid_pairs(cfg.dates_train, cfg.dates_valid, cfg.seed)
+        test = dates.held_out_pairs()
+        return ([Pair(s, t, -1) for s, t in train], [Pair(s, t, -1) for s, t in valid],
+                [Pair(s, t, -1) for s, t in test])
+    splits = split_pairs(read_pairs(cfg.data))
+    if not splits.train or not splits.valid:
+        raise DataError(f"{cfg.data}: too few lines for a training and a validation split")
+    return splits.train, splits.valid, splits.test
+
+
+def build_tokenizers(cfg: TrainConfig, train: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
+    max_size = cfg.max_vocab or None
+    src = build_tokenizer([p.src for p in train], cfg.src_kind, cfg.min_freq, max_size, cfg.data, cfg.lowercase)
+    tgt = build_tokenizer([p.tgt for p in train], cfg.tgt_kind, cfg.min_freq, max_size, cfg.data, cfg.lowercase)
+    return src, tgt
+
+
+def sequence_loss(log_probs: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+    """Summed token NLL of (B, U, V) log-probs against (B, U) targets, padding ignored; with label
+    smoothing, a share `smoothing` of the target mass is spread evenly over the vocabulary."""
+    lp = log_probs.reshape(-1, log_probs.size(-1))  # (B*U, V)
+    tgt = target.reshape(-1)
+    nll = F.nll_loss(lp, tgt, ignore_index=PAD_ID, reduction="sum")
+    if not smoothing:
+        return nll
+    uniform = -(lp.mean(-1) * (tgt != PAD_ID)).sum()
+    return (1.0 - smoothing) * nll + smoothing * uniform
+
+
+@torch.no_grad()
+def validation_loss(model: Seq2Seq, valid: list[Batch], device: torch.device) -> float:
+    """Mean per-token NLL with full teacher forcing, in eval mode (no dropout, no smoothing)."""
+    model.eval()
+    total, tokens = 0.0, 0
+    for batch in valid:
+        b = batch.to(device)
+        total += sequence_loss(model(b.src, b.src_lengths, b.tgt_in), b.tgt_out).item()
+        tokens += b.num_tokens
+    model.train()
+    return total / max(tokens, 1)
+
+
+def learning_rate(cfg: TrainConfig, step: int, plateau_factor: float) -> float:
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * warm * 0.5 * (1.0 + math.cos(math.pi * min(step, cfg.max_steps) / cfg.max_steps))
+    return cfg.lr * warm * plateau_factor
+
+
+def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+class _Distributed:
+    """Rank, world size and collective helpers; a no-op outside torchrun."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.active = self.world > 1
+        if self.active and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if `flag` is true on any: keeps ranks stepping in lockstep."""
+        if not self.active:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    def close(self) -> None:
+        if self.active and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train as configured; returns the training summary stored in the checkpoint."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = _device(cfg, int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    ddp = _Distributed(device)
+    try:
+        return _train(cfg, device, ddp)
+    finally:
+        ddp.close()
+
+
+def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
+    out = Path(cfg.out)
+    train_pairs, valid_pairs, _ = load_data(cfg)
+    resumed = read_checkpoint(cfg.resume) if cfg.resume else None
+    if resumed:
+        src_tok = Tokenizer.from_dict(resumed["src_tokenizer"])
+        tgt_tok = Tokenizer.from_dict(resumed["tgt_tokenizer"])
+    else:
+        src_tok, tgt_tok = build_tokenizers(cfg, train_pairs)
+    train_pairs = filter_length(train_pairs, src_tok, tgt_tok, cfg.max_len)
+    if not train_pairs:
+        raise DataError(f"{cfg.data}: no training pair has at most max_len={cfg.max_len} pieces per side")
+    train_ex = encode_pairs(train_pairs, src_tok, tgt_tok)
+    valid_batches = batches(encode_pairs(valid_pairs, src_tok, tgt_tok), 256)
+
+    torch.manual_seed(cfg.seed)
+    model_cfg = ModelConfig(len(src_tok), len(tgt_tok), **cfg.model_fields())
+    model = Seq2Seq(model_cfg).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    history: dict = {"epochs": 0, "steps": 0, "seconds": 0.0, "best_valid_loss": float("inf"),
+                     "valid_loss": [], "plateau_factor": 1.0, "bad_epochs": 0,
+               "last_improved": False}
+    if resumed:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        history.update(resumed["train"]["history"])
+        torch.set_rng_state(resumed["rng"])
+    net = DDP(model) if ddp.active else model
+    params = sum(p.numel() for p in model.parameters())
+    if ddp.rank == 0:
+        log.info("model %s: %d parameters; vocab %d -> %d; %d training pairs; device %s; %d process(es)",
+                 model_cfg, params, len(src_tok), len(tgt_tok), len(train_ex), device, ddp.world)
+
+    def checkpoint(path: Path) -> None:
+        summary = {"data": cfg.data, "config": dataclasses.asdict(cfg), "history": dict(history),
+                   "steps": history["steps"], "epoch": history["epochs"], "parameters": params,
+                   "metrics": {"valid_loss": history["best_valid_loss"]}}
+        save_checkpoint(path, model, name=cfg.name or out.name, src_tokenizer=src_tok.to_dict(),
+                        tgt_tokenizer=tgt_tok.to_dict(), train=summary,
+                        optimizer=optimizer.state_dict(), epoch=history["epochs"], rng=torch.get_rng_state())
+
+    def validate() -> bool:
+        """Validation loss; saves checkpoint.pt when it improved. Returns whether it improved."""
+        loss = validation_loss(model, valid_batches, device)
+        history["valid_loss"].append(round(loss, 5))
+        improved = loss < history["best_valid_loss"]
+        history["last_improved"] = improved
+        if improved:
+            history["best_valid_loss"] = loss
+            if ddp.rank == 0:
+                checkpoint(out / "checkpoint.pt")
+        if ddp.rank == 0:
+            log.info("step %d: validation loss %.4f%s", history["steps"], loss, " (best)" if improved else "")
+        return improved
+
+    start = time.monotonic() - history["seconds"]
+    stop = False
+    model.train()
+    while not stop and history["epochs"] < cfg.epochs:
+        epoch = history["epochs"]
+        epoch_batches = batches(train_ex, cfg.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch,
+                                rank=ddp.rank, world_size=ddp.world)
+        bar = _progress(cfg, ddp, len(epoch_batches), epoch)
+        tokens, tick = 0, time.monotonic()
+        for batch in epoch_batches:
+            b = batch.to(device)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, history["steps"], history["plateau_factor"])
+            log_probs = net(b.src, b.src_lengths, b.tgt_in, teacher_forcing=cfg.teacher_forcing)
+            loss = sequence_loss(log_probs, b.tgt_out, cfg.label_smoothing) / b.num_tokens
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            optimizer.step()
+            history["steps"] += 1
+            tokens += b.num_tokens
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / (time.monotonic() - tick):.0f}",
+                                lr=f"{optimizer.param_groups[0]['lr']:.1e}")
+            if cfg.eval_every and history["steps"] % cfg.eval_every == 0:
+                validate()
+            over_time = bool(cfg.time_budget) and time.monotonic() - start >= cfg.time_budget
+            over_steps = bool(cfg.max_steps) and history["steps"] >= cfg.max_steps
+            if ddp.any(over_time or over_steps):
+                stop = True
+                break
+        if bar is not None:
+            bar.close()
+        history["epochs"] = epoch + 1
+        history["seconds"] = time.monotonic() - start
+        if cfg.eval_every and history["steps"] % cfg.eval_every == 0:  # just validated this step
+            improved = history["last_improved"]
+        else:
+            improved = validate()
+        if improved:
+            history["bad_epochs"] = 0
+        else:
+            history["bad_epochs"] += 1
+            history["plateau_factor"] *= cfg.lr_decay if cfg.lr_schedule == "plateau" else 1.0
+            if history["bad_epochs"] >= cfg.patience:
+                if ddp.rank == 0:
+                    log.info("early stop: no better validation loss for %d epochs", cfg.patience)
+                stop = True
+        if ddp.rank == 0:
+            checkpoint(out / "last.pt")
+    if ddp.rank == 0:
+        log.info("trained %d steps, %d epochs in %.0f s; best validation loss %.4f -> %s",
+                 history["steps"], history["epochs"], history["seconds"], history["best_valid_loss"],
+                 out / "checkpoint.pt")
+    return history
+
+
+def _progress(cfg: TrainConfig, ddp: _Distributed, total: int, epoch: int):
+    if not cfg.progress or ddp.rank != 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"epoch {epoch + 1}", unit="batch", leave=False, dynamic_ncols=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.train ...` (what torchrun runs): the `s2s train` options."""
+    from training.cli import build_train_parser, config_from_args
+
+    args = build_train_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    train(config_from_args(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
