@@ -39,7 +39,9 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, spec: GraphSpec, o
     module.eval()
     with warnings.catch_warnings():
         # The legacy exporter announces its deprecation from the caller's frame; we chose it.
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning
+        )
         # k[0] in the step graph is a traced value on purpose; the tracer's warning about
         # tensor-to-int conversions is checked away by validation at other k and shapes.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)

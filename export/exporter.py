@@ -46,7 +46,9 @@ class ExportConfig:
         if self.quantize not in (None, *QUANTIZE_CHOICES):
             raise ExportError(f"--quantize must be one of {QUANTIZE_CHOICES}, got {self.quantize!r}")
         if self.optimization_level not in LEVELS:
-            raise ExportError(f"optimization level must be one of {list(LEVELS)}, got {self.optimization_level!r}")
+            raise ExportError(
+                f"optimization level must be one of {list(LEVELS)}, got {self.optimization_level!r}"
+            )
         if not _IDENTIFIER.match(self.version):
             raise ExportError(f"version {self.version!r} must match {_IDENTIFIER.pattern}")
         if self.max_length < 1 or not self.max_length_ratio > 0:
@@ -75,6 +77,7 @@ def export_model(model, checkpoint: dict, config: ExportConfig) -> Path:
         raise BundleExistsError(f"{target} already exists; choose another --version or pass --force")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{config.version}.partial-"))
+    staging.chmod(0o755)  # mkdtemp makes it private; a published bundle is read by the server's user
     try:
         _write_bundle(model, checkpoint, name, config, staging)
         load_bundle(staging)  # the reader the server uses must accept it, checksums included
@@ -98,7 +101,9 @@ def _write_bundle(model, checkpoint: dict, name: str, config: ExportConfig, out:
         for graph in GRAPHS:
             quantize_int8(out / base[graph], out / files[graph])
         # int8 differences are measured, not bounded: its accuracy is reported in docs/export.md.
-        int8 = validate_graphs(model, {g: out / f for g, f in files.items()}, specs, label="int8", tolerance=None)
+        int8 = validate_graphs(
+            model, {g: out / f for g, f in files.items()}, specs, label="int8", tolerance=None
+        )
         variants["int8"] = {"precision": "int8", "files": files, "validation": int8}
     if config.fp16:
         files = {g: f.replace(".onnx", ".fp16.onnx") for g, f in base.items()}
@@ -112,7 +117,9 @@ def _write_bundle(model, checkpoint: dict, name: str, config: ExportConfig, out:
         }
     optimized = optimize_graphs(out, base, config.optimization_level)
     if optimized:
-        validate_graphs(model, {g: out / f for g, f in optimized["files"].items()}, specs, label="opt", check_onnx=False)
+        validate_graphs(
+            model, {g: out / f for g, f in optimized["files"].items()}, specs, label="opt", check_onnx=False
+        )
         for variant in variants.values():
             if variant["precision"] == "int8":
                 variant["optimized"] = optimize_graphs(out, variant["files"], config.optimization_level)
@@ -146,7 +153,9 @@ def _check_fp16(model, out: Path, files: dict[str, str], specs) -> dict:
             tolerance=tolerance, providers=["CUDAExecutionProvider"],
         )  # fmt: skip
         return {"provider": "CUDAExecutionProvider", **report}
-    report = validate_graphs(model, {g: out / f for g, f in files.items()}, specs, label="fp16", tolerance=None)
+    report = validate_graphs(
+        model, {g: out / f for g, f in files.items()}, specs, label="fp16", tolerance=None
+    )
     return {"provider": "CPUExecutionProvider", "note": "loads and runs on CPU; values not bounded", **report}
 
 

@@ -50,10 +50,20 @@ def gemm_to_matmul(model: onnx.ModelProto) -> int:
         graph.initializer.append(numpy_helper.from_array(weight, weight_name))
         if len(node.input) > 2 and node.input[2]:
             product = f"{node.output[0]}_matmul"
-            new_nodes.append(helper.make_node("MatMul", [node.input[0], weight_name], [product], name=f"{node.name}_MatMul"))
-            new_nodes.append(helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_Add"))
+            new_nodes.append(
+                helper.make_node(
+                    "MatMul", [node.input[0], weight_name], [product], name=f"{node.name}_MatMul"
+                )
+            )
+            new_nodes.append(
+                helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_Add")
+            )
         else:
-            new_nodes.append(helper.make_node("MatMul", [node.input[0], weight_name], list(node.output), name=f"{node.name}_MatMul"))
+            new_nodes.append(
+                helper.make_node(
+                    "MatMul", [node.input[0], weight_name], list(node.output), name=f"{node.name}_MatMul"
+                )
+            )
         rewritten += 1
     del graph.node[:]
     graph.node.extend(new_nodes)
@@ -85,25 +95,33 @@ def _drop_unused_initializers(model: onnx.ModelProto) -> None:
     model.graph.initializer.extend(keep)
 
 
-class _DropMessage(logging.Filter):
-    def __init__(self, text: str):
-        super().__init__()
-        self.text = text
+class _QuietQuantizer(logging.Filter):
+    """The quantiser logs per-tensor INFO lines and a pre-processing hint on the root logger."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
+        from_quantizer = "quantization" in record.pathname and "onnxruntime" in record.pathname
+        hint = "consider to run pre-processing" in record.getMessage()  # we did ours: Gemm -> MatMul
+        return not (hint or (from_quantizer and record.levelno < logging.WARNING))
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
     """Dynamic int8 quantisation of the graph at `src`, written to `dst`."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     model = onnx.load(str(src))
     gemm_to_matmul(model)
-    quiet = _DropMessage("consider to run pre-processing")  # we did ours: Gemm -> MatMul
+    quiet = _QuietQuantizer()
     logging.getLogger().addFilter(quiet)
+    try:
+        _quantize_dynamic(model, src.name, dst)
+    finally:
+        logging.getLogger().removeFilter(quiet)
+    onnx.checker.check_model(str(dst))
+
+
+def _quantize_dynamic(model: onnx.ModelProto, name: str, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp) / src.name
+        staged = Path(tmp) / name
         onnx.save(model, str(staged))
         quantize_dynamic(
             staged,
@@ -113,8 +131,6 @@ def quantize_int8(src: Path, dst: Path) -> None:
             reduce_range=INT8_REDUCE_RANGE,
             weight_type=QuantType.QInt8,
         )
-    logging.getLogger().removeFilter(quiet)
-    onnx.checker.check_model(str(dst))
 
 
 def convert_fp16(src: Path, dst: Path) -> None:

@@ -15,6 +15,7 @@ Every failure is collected; one ValidationError lists them and names the largest
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,23 +26,35 @@ from onnxruntime.capi import onnxruntime_pybind11_state as _ortc
 
 from export.dummy_inputs import CHECK_CASES, CheckCase, source_batch
 from export.errors import Failure, ValidationError
-from export.spec import BATCH, K, ROWS, SRC_LEN, GraphSpec
+from export.spec import BATCH, ROWS, SRC_LEN, GraphSpec, K
+from s2s.tokenizer import BOS_ID
 
 LOG_PROB_TOLERANCE = 1e-4  # fp32: max abs difference of log-probs per step (the issue's bar)
 VALUE_TOLERANCE = 1e-4  # fp32: every other float output (memory, keys, state, feed, attention)
 FP32_TOLERANCE = {"log_probs": LOG_PROB_TOLERANCE, "other": VALUE_TOLERANCE}
 # ONNX Runtime's Python errors derive from Exception only; these are the ones a bad graph raises.
-ORT_ERRORS = (_ortc.Fail, _ortc.InvalidArgument, _ortc.InvalidGraph, _ortc.RuntimeException, _ortc.NotImplemented)
+ORT_ERRORS = (
+    _ortc.Fail,
+    _ortc.InvalidArgument,
+    _ortc.InvalidGraph,
+    _ortc.RuntimeException,
+    _ortc.NotImplemented,
+)
 CHECK_STEPS = 4  # decoder steps per check case; the step inputs after the first are real states
 
 
 def _declared(value_info) -> list[str | int | None]:
     dims = value_info.type.tensor_type.shape.dim
-    return [d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value") else None) for d in dims]
+    return [
+        d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value") else None)
+        for d in dims
+    ]
 
 
-def _check_structure(path: Path, spec: GraphSpec, label: str, failures: list[Failure], check_onnx: bool) -> bool:
-    """Checks 1-3. Returns False when the graph cannot even be loaded."""
+def _check_structure(
+    path: Path, spec: GraphSpec, label: str, failures: list[Failure], check_onnx: bool
+) -> bool:
+    """Checks 1-3. Returns False when the graph cannot be run against the spec (checker or names)."""
     try:
         if check_onnx:
             onnx.checker.check_model(str(path), full_check=True)
@@ -51,10 +64,14 @@ def _check_structure(path: Path, spec: GraphSpec, label: str, failures: list[Fai
     graph = onnx.load(str(path), load_external_data=False).graph
     initializers = {i.name for i in graph.initializer}
     inputs = [v for v in graph.input if v.name not in initializers]
+    names_ok = True
     for kind, actual, expected in (("inputs", inputs, spec.inputs), ("outputs", graph.output, spec.outputs)):
         names = [v.name for v in actual]
         if names != [t.name for t in expected]:
-            failures.append(Failure("names", label, f"{kind} are {names}, expected {[t.name for t in expected]}"))
+            failures.append(
+                Failure("names", label, f"{kind} are {names}, expected {[t.name for t in expected]}")
+            )
+            names_ok = False
             continue
         for value, tensor in zip(actual, expected, strict=True):
             declared = _declared(value)
@@ -67,7 +84,7 @@ def _check_structure(path: Path, spec: GraphSpec, label: str, failures: list[Fai
                         "(a number where a name is expected: an axis frozen to the export example)",
                     )
                 )
-    return True
+    return names_ok
 
 
 def _resolve(shape: tuple[str | int, ...], sizes: dict[str, int]) -> tuple[int, ...]:
@@ -82,7 +99,9 @@ def _compare(
         got = ort_out[tensor.name]
         want_shape = _resolve(tensor.shape, sizes)
         if got.shape != want_shape:
-            failures.append(Failure("shapes", label, f"{tensor.name} at {case} is {got.shape}, declared {want_shape}"))
+            failures.append(
+                Failure("shapes", label, f"{tensor.name} at {case} is {got.shape}, declared {want_shape}")
+            )
             continue
         if tensor.name == "topk_ids":  # ids may swap at exact ties; check they index their values
             picked = np.take_along_axis(ort_out["log_probs"], got, axis=-1)
@@ -94,7 +113,9 @@ def _compare(
         limit = None if tolerance is None else tolerance[key]
         if limit is not None and not diff <= limit:  # `not <=` also catches NaN
             failures.append(
-                Failure("values", label, f"{tensor.name} at {case}: max abs diff {diff:.3g} > {limit:g}", diff)
+                Failure(
+                    "values", label, f"{tensor.name} at {case}: max abs diff {diff:.3g} > {limit:g}", diff
+                )
             )
 
 
@@ -131,17 +152,28 @@ def validate_graphs(
                 )
             except ORT_ERRORS as exc:
                 failures.append(Failure("checker", graph_label, f"ONNX Runtime cannot load it: {exc}"))
-    if len(sessions) < 2:
-        raise ValidationError(failures)
     diffs = {"log_probs": 0.0, "other": 0.0}
     model.eval()
-    state_names = list(model.cfg.state_names)
     gen = torch.Generator().manual_seed(1234)
+    # Each graph is run on its own against the reference's inputs, so one broken graph does not
+    # hide the other's failures, and a difference is not amplified by an earlier one.
     for case in cases:
-        try:
-            _run_case(model, sessions, specs, state_names, case, label, tolerance, gen, steps, failures, diffs)
-        except (*ORT_ERRORS, RuntimeError, ValueError) as exc:
-            failures.append(Failure("shapes", label or "graphs", f"running at {case.name} failed: {exc}"))
+        src, lengths = source_batch(case.lengths, model.cfg.src_vocab_size, gen)
+        sizes = {
+            BATCH: src.size(0),
+            ROWS: src.size(0),
+            SRC_LEN: src.size(1),
+            K: min(case.k, model.cfg.tgt_vocab_size),
+        }
+        for name, run in (("encoder", _check_encoder), ("decoder_step", _check_steps)):
+            if name not in sessions:
+                continue
+            graph_label = f"{name}[{label}]" if label else name
+            check = _Check(graph_label, specs[name], sizes, tolerance, failures, diffs)
+            try:
+                run(model, sessions[name], src, lengths, check, case.name, steps)
+            except (*ORT_ERRORS, RuntimeError, ValueError) as exc:
+                failures.append(Failure("shapes", graph_label, f"running at {case.name} failed: {exc}"))
     if failures:
         raise ValidationError(failures)
     return {
@@ -153,41 +185,56 @@ def validate_graphs(
     }
 
 
-def _run_case(model, sessions, specs, state_names, case, label, tolerance, gen, steps, failures, diffs):
-    cfg = model.cfg
-    src, lengths = source_batch(case.lengths, cfg.src_vocab_size, gen)
-    B, T = src.shape
-    enc_label = f"encoder[{label}]" if label else "encoder"
-    step_label = f"decoder_step[{label}]" if label else "decoder_step"
+@dataclass
+class _Check:
+    """Where one graph's run reports: its label, spec, the case's axis sizes, limits, results."""
+
+    label: str
+    spec: GraphSpec
+    sizes: dict[str, int]
+    tolerance: dict[str, float] | None
+    failures: list[Failure]
+    diffs: dict[str, float]
+
+    def compare(self, case: str, session: ort.InferenceSession, feeds: dict, ref: dict) -> None:
+        names = [o.name for o in session.get_outputs()]
+        got = dict(zip(names, session.run(names, {k: v.numpy() for k, v in feeds.items()}), strict=True))
+        ref = {k: v.double().numpy() for k, v in ref.items()}
+        _compare(self.label, case, self.spec, got, ref, self.sizes, self.tolerance, self.failures, self.diffs)
+
+
+def _check_encoder(model, session, src, lengths, check: _Check, case: str, steps: int) -> None:
     with torch.no_grad():
         enc = model.encode(src, lengths)
-    enc_ref = {"memory": enc.memory, "keys": enc.keys}
-    enc_ref.update({f"init_{n}": s for n, s in zip(state_names, enc.state, strict=True)})
-    enc_ref = {k: v.double().numpy() for k, v in enc_ref.items()}
-    names = [o.name for o in sessions["encoder"].get_outputs()]
-    enc_out = dict(zip(names, sessions["encoder"].run(names, {"src_ids": src.numpy(), "src_lengths": lengths.numpy()}), strict=True))
-    sizes = {BATCH: B, ROWS: B, SRC_LEN: T, K: min(case.k, cfg.tgt_vocab_size)}
-    _compare(enc_label, case.name, specs["encoder"], enc_out, enc_ref, sizes, tolerance, failures, diffs)
+    ref = {"memory": enc.memory, "keys": enc.keys}
+    ref.update({f"init_{n}": s for n, s in zip(model.cfg.state_names, enc.state, strict=True)})
+    check.compare(case, session, {"src_ids": src, "src_lengths": lengths}, ref)
 
-    # Decoder steps fed the reference's inputs: each step is checked on its own, so a difference
-    # is not amplified by earlier steps.
-    state, feed = enc.state, torch.zeros(B, cfg.hidden)
+
+def _check_steps(model, session, src, lengths, check: _Check, case: str, steps: int) -> None:
+    """`steps` decoder steps, each fed the reference's own inputs (greedy tokens, real states)."""
+    state_names = model.cfg.state_names
+    with torch.no_grad():
+        enc = model.encode(src, lengths)
+    B, T = src.shape
+    state, feed = enc.state, torch.zeros(B, model.cfg.hidden)
     mask = model.source_mask(lengths, T)
-    prev = torch.full((B,), 1, dtype=torch.int64)  # <bos>
-    k = torch.tensor([sizes[K]], dtype=torch.int64)
-    step_names = [o.name for o in sessions["decoder_step"].get_outputs()]
+    prev = torch.full((B,), BOS_ID, dtype=torch.int64)
+    k = torch.tensor([check.sizes[K]], dtype=torch.int64)
     for step in range(steps):
-        feeds = {"prev_tokens": prev, "feed": feed, "memory": enc.memory, "keys": enc.keys, "src_mask": mask, "k": k}
+        feeds = {
+            "prev_tokens": prev,
+            "feed": feed,
+            "memory": enc.memory,
+            "keys": enc.keys,
+            "src_mask": mask,
+            "k": k,
+        }
         feeds.update(dict(zip(state_names, state, strict=True)))
         with torch.no_grad():
             out = model.decode_step(prev, state, feed, enc.memory, enc.keys, mask)
         top_values, _ = torch.topk(out.log_probs, int(k[0]), dim=-1)
         ref = {f"{n}_out": s for n, s in zip(state_names, out.state, strict=True)}
         ref.update(feed_out=out.feed, attn=out.attn, topk_log_probs=top_values, log_probs=out.log_probs)
-        ref = {name: v.double().numpy() for name, v in ref.items()}
-        got = sessions["decoder_step"].run(step_names, {n: v.numpy() for n, v in feeds.items()})
-        _compare(
-            step_label, f"{case.name},step={step}", specs["decoder_step"],
-            dict(zip(step_names, got, strict=True)), ref, sizes, tolerance, failures, diffs,
-        )  # fmt: skip
+        check.compare(f"{case},step={step}", session, feeds, ref)
         state, feed, prev = out.state, out.feed, out.log_probs.argmax(-1)

@@ -157,7 +157,7 @@ class DecodeBatch:
             )
         src_mask = self.src_mask[index]
         real = np.flatnonzero(src_mask.any(axis=0))
-        src_len = 1  # trim padding no remaining row needs
+        src_len = int(real[-1]) + 1 if real.size else 1  # trim padding no remaining row needs
         return DecodeBatch(
             memory=np.ascontiguousarray(self.memory[index, :src_len]),
             keys=np.ascontiguousarray(self.keys[index, :src_len]),

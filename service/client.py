@@ -134,10 +134,11 @@ def model_spec(model: str | None) -> pb.ModelSpec:
 
 
 def describe_error(error: grpc.RpcError) -> str:
-    """`CODE: message` plus the google.rpc details the server attached."""
-    code = error.code() if isinstance(error, grpc.Call) else None
-    text = f"{code.name if code else 'ERROR'}: {error.details() if isinstance(error, grpc.Call) else error}"
-    status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+    """`CODE: message` plus the google.rpc details the server attached (sync or aio errors)."""
+    if not callable(getattr(error, "code", None)):  # an RpcError that is not a finished call
+        return f"ERROR: {error}"
+    text = f"{error.code().name}: {error.details()}"
+    status = rpc_status.from_call(error)
     for detail in status.details if status else []:
         bad, retry = error_details_pb2.BadRequest(), error_details_pb2.RetryInfo()
         if detail.Unpack(bad):

@@ -4,8 +4,8 @@ Every server instance owns one `CollectorRegistry`, so several servers can live 
 (tests do this) without their series mixing. Wiring, in service/server.py:
 
     metrics = ServiceMetrics(provider="cpu")                  # registry + process + info metrics
-    observer = metrics.model_observer(model, version, sha)    # SchedulerObserver for the Scheduler
-    observer.set_capacity(max_queue, max_rows)                # from SchedulerConfig
+    observer = metrics.model_observer(model, version, sha,    # SchedulerObserver for the Scheduler
+                                      max_queue=..., max_rows=...)  # from SchedulerConfig
     metrics.set_serving(True)                                 # with every health status change
     interceptor = GrpcServerMetricsInterceptor(metrics.registry)   # service/interceptor.py
     exporter = start_metrics_server(metrics.registry, host, port)  # port 0 picks a free port
@@ -216,9 +216,21 @@ class ServiceMetrics:
         """Mirror the health status, so alerts can tell an idle ready server from a draining one."""
         self._serving.set(1 if serving else 0)
 
-    def model_observer(self, model: str, version: str, bundle_sha: str) -> SchedulerMetrics:
-        """The SchedulerObserver for one loaded bundle; also publishes its info metric."""
-        return SchedulerMetrics(self._decoder, model, version, self.provider, bundle_sha)
+    def model_observer(
+        self,
+        model: str,
+        version: str,
+        bundle_sha: str,
+        *,
+        max_queue: int | None = None,
+        max_rows: int | None = None,
+    ) -> SchedulerMetrics:
+        """The SchedulerObserver for one loaded bundle; also publishes its info metric and, when
+        given, the scheduler's limits (the queue saturation alert divides by max_queue)."""
+        observer = SchedulerMetrics(self._decoder, model, version, self.provider, bundle_sha)
+        if max_queue is not None and max_rows is not None:
+            observer.set_capacity(max_queue=max_queue, max_rows=max_rows)
+        return observer
 
 
 class SchedulerMetrics:

@@ -46,7 +46,7 @@ class RunnerConfig:
     inter_op_threads: int = 1  # the graphs are chains; parallel branches gain nothing
     optimization: str = "all"  # "disable" | "basic" | "extended" | "all"
     use_saved_optimized: bool = True  # load *.opt.onnx when the bundle has them (faster start)
-    variant: str | None = None  # e.g. "int8": a bundle variant's graphs instead of the fp32 ones
+    precision: str = "fp32"  # "fp32" or a bundle variant such as "int8" (see Bundle.precisions())
     allow_spinning: bool = True  # ORT worker threads busy-wait between ops; off saves CPU for gRPC
     warmup_rows: tuple[int, ...] = (1, 8, 64)  # decoder batch sizes run once before serving
     warmup_src_len: int = 16  # source length of the warm-up inputs
@@ -67,10 +67,12 @@ class GraphFiles:
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, config: RunnerConfig) -> GraphFiles:
-        """The bundle's graphs at the configured precision. Saved optimised graphs are used on
-        CPU only: they may hold CPU-specific fused operators."""
-        precision = config.variant or "fp32"
-        optimized = config.use_saved_optimized and config.provider == "cpu"
+        """The bundle's graphs at the configured precision. A saved optimised graph is used only on
+        the provider it was optimised for: it may hold that provider's fused operators."""
+        precision = config.precision
+        entry = bundle.manifest.get("optimized") if precision == "fp32" else bundle.variants.get(precision, {}).get("optimized")
+        saved_for = (entry or {}).get("provider", PROVIDERS["cpu"])
+        optimized = config.use_saved_optimized and saved_for == PROVIDERS.get(config.provider)
         paths = {g: bundle.graph_path(g, precision, optimized=optimized) for g in GRAPHS}
         plain = {g: bundle.graph_path(g, precision) for g in GRAPHS}
         return cls(

@@ -190,17 +190,8 @@ class Scheduler:
                 continue
             if not self._running and self.config.max_batch_wait_ms > 0:
                 await self._wait_to_fill()
-            self._drop_gone_rows(time.monotonic())
-            newcomers = self._admit()
             try:
-                if newcomers:
-                    part = await loop.run_in_executor(self._executor, self._encode, newcomers)
-                    self._batch = DecodeBatch.concatenate([b for b in (self._batch, part) if b is not None])
-                if self._batch is None:
-                    continue
-                k = max(s.search.k for s in self._running.values())
-                batch = self._batch
-                output = await loop.run_in_executor(self._executor, self.runner.step, batch, k)
+                await self._iteration(loop)
             except Exception as exc:  # noqa: BLE001 - a failing step must not kill the server
                 log.exception("decode step failed; failing %d requests", len(self._running))
                 for state in self._running.values():
@@ -208,11 +199,23 @@ class Scheduler:
                     self.observer.request_finished("error", time.monotonic() - state.handle.submitted, 0)
                 self._running.clear()
                 self._batch = None
-                continue
-            self.observer.decoder_step(len(batch), output.seconds)
-            self._batch = self._advance(batch, output)
-            rows = len(self._batch) if self._batch is not None else 0
-            self.observer.occupancy(len(self._waiting), len(self._running), rows)
+
+    async def _iteration(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Drop gone rows, admit and encode newcomers, run one step, advance every search."""
+        self._drop_gone_rows(time.monotonic())
+        newcomers = self._admit()
+        if newcomers:
+            part = await loop.run_in_executor(self._executor, self._encode, newcomers)
+            self._batch = DecodeBatch.concatenate([b for b in (self._batch, part) if b is not None])
+        if self._batch is None:
+            return
+        batch = self._batch
+        k = max(s.search.k for s in self._running.values())
+        output = await loop.run_in_executor(self._executor, self.runner.step, batch, k)
+        self.observer.decoder_step(len(batch), output.seconds)
+        self._batch = self._advance(batch, output)
+        rows = len(self._batch) if self._batch is not None else 0
+        self.observer.occupancy(len(self._waiting), len(self._running), rows)
 
     async def _wait_to_fill(self) -> None:
         """Idle and asked to wait: give more requests up to max_batch_wait_ms to arrive."""
@@ -281,31 +284,48 @@ class Scheduler:
             if state is None or state.handle.done:  # cancelled while the step ran
                 self._running.pop(key, None)
                 continue
-            search = state.search
-            attn = out.attn[start:stop, : state.src_len]  # (rows, src_len): drop the batch padding
-            parents = search.advance(
-                out.topk_log_probs[start:stop, : search.k],
-                out.topk_ids[start:stop, : search.k],
-                attn if search.keep_attention else None,
-            )
-            state.steps += 1
-            if state.steps == 1:
-                self.observer.first_token(now - state.handle.submitted)
-            if state.handle.request.stream:
-                self._stream(state, out.topk_log_probs[start:stop], attn, parents)
-            if search.done:
-                self._complete(state, now)
+            try:
+                parents = self._advance_request(state, out, start, stop, now)
+            except Exception as exc:  # noqa: BLE001 - one request's failure must not end the others
+                log.exception("request %d failed", key)
+                del self._running[key]
+                state.handle._finish(exc)
+                self.observer.request_finished("error", now - state.handle.submitted, 0)
+                continue
+            if parents is None:
                 continue
             index.append(start + parents)
-            tokens.append(search.next_tokens)
+            tokens.append(state.search.next_tokens)
         if not index:
             return None
         return batch.with_state(out.state, out.feed).select(np.concatenate(index), np.concatenate(tokens))
 
+    def _advance_request(
+        self, state: _Running, out: StepOutput, start: int, stop: int, now: float
+    ) -> np.ndarray | None:
+        """One request's share of the step: its rows [start, stop). Returns the batch rows (relative
+        to start) that live on, or None when the request finished."""
+        search = state.search
+        attn = out.attn[start:stop, : state.src_len]  # (rows, src_len): drop the batch padding
+        parents = search.advance(
+            out.topk_log_probs[start:stop, : search.k],
+            out.topk_ids[start:stop, : search.k],
+            attn if search.keep_attention else None,
+        )
+        state.steps += 1
+        if state.steps == 1:
+            self.observer.first_token(now - state.handle.submitted)
+        if state.handle.request.stream:
+            self._stream(state, out.topk_log_probs[start:stop], attn, parents)
+        if search.done:
+            self._complete(state, now)
+            return None
+        return parents
+
     def _stream(self, state: _Running, top_lps: np.ndarray, attn: np.ndarray, parents: np.ndarray) -> None:
         search, handle = state.search, state.handle
         if search.beam_size == 1:
-            if parents.size == 0:  # the step chose <eos>
+            if search.done:  # eos or max_len: the result's tail carries what is left
                 return
             token = int(search.next_tokens[0])
             attention = attn[:1].copy() if handle.request.want_attention else None
@@ -321,8 +341,8 @@ class Scheduler:
 
     def _complete(self, state: _Running, now: float) -> None:
         handle = state.handle
-        del self._running[handle.key]
         hypotheses = state.search.results()
+        del self._running[handle.key]
         best = hypotheses[0]
         if handle.request.stream and len(best.tokens) > state.streamed:
             tail = slice(state.streamed, None)

@@ -69,7 +69,8 @@ def validate_options(
     """Check `options` against the server's limits; unset fields take the defaults.
 
     default_max_length / default_max_length_ratio come from the bundle manifest; the absolute
-    default is clamped to the server's limit, so an unset max_length is never an error.
+    default is clamped to the server's limit, so an unset max_length is never an error. The
+    default ratio is dropped when the request sets max_length without a ratio.
     """
     bad: list[FieldViolation] = []
     beam = _check_int(options, "beam_size", DEFAULT_BEAM_SIZE, 1, limits.max_beam, bad)
@@ -79,7 +80,9 @@ def validate_options(
     max_length = _check_int(
         options, "max_length", min(default_max_length, limits.max_output_len), 1, limits.max_output_len, bad
     )
-    ratio = default_max_length_ratio
+    # An explicit max_length alone means exactly that cap; the bundle's ratio applies only
+    # when the caller gave no max_length (or gave a ratio of their own).
+    ratio = None if options.HasField("max_length") else default_max_length_ratio
     if options.HasField("max_length_ratio"):
         ratio = options.max_length_ratio
         if not (math.isfinite(ratio) and ratio > 0):

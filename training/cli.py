@@ -18,8 +18,13 @@ DEFAULT_CHECKPOINT = "artifacts/dates/checkpoint.pt"
 
 # -- train ----------------------------------------------------------------------------------------
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    add_option(parser, "--config", default="", help="JSON or YAML file of training options "
-               "(keys as below, with - or _); command-line flags win over it")
+    add_option(
+        parser,
+        "--config",
+        default="",
+        help="JSON or YAML file of training options "
+        "(keys as below, with - or _); command-line flags win over it",
+    )
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = type(f.default)
@@ -105,11 +110,17 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     print(f"{args.checkpoint} on {data} [{args.split}], {len(pairs)} sentences")
     print(f"{'beam':>4} {'exact %':>8} {'BLEU':>6} {'chrF':>6} {'seconds':>8} {'words/s':>8}")
     for beam in beams:
-        cfg = DecodeConfig(beam_size=beam, max_len=args.max_len, length_penalty=args.length_penalty,
-                           batch_size=args.batch_size)
+        cfg = DecodeConfig(
+            beam_size=beam,
+            max_len=args.max_len,
+            length_penalty=args.length_penalty,
+            batch_size=args.batch_size,
+        )
         scores, hyps = evaluate(model, src_tok, tgt_tok, pairs, cfg, args.split)
-        print(f"{beam:>4} {scores.exact_match:>8.2f} {scores.bleu:>6.2f} {scores.chrf:>6.2f} "
-              f"{scores.seconds:>8.1f} {scores.words_per_s:>8.0f}")
+        print(
+            f"{beam:>4} {scores.exact_match:>8.2f} {scores.bleu:>6.2f} {scores.chrf:>6.2f} "
+            f"{scores.seconds:>8.1f} {scores.words_per_s:>8.0f}"
+        )
         report["results"].append(dataclasses.asdict(scores))
         for pair, hyp in list(zip(pairs, hyps, strict=True))[: args.show]:
             print(f"    {pair.src}  ->  {hyp}    (ref: {pair.tgt})")
@@ -134,25 +145,39 @@ def _plot_command(args: argparse.Namespace) -> int:
     if not src:
         log.error("text %r has no source tokens", args.text)
         return 2
-    cfg = DecodeConfig(beam_size=args.beam_size, max_len=args.max_len, length_penalty=args.length_penalty,
-                       keep_attention=True)
+    cfg = DecodeConfig(
+        beam_size=args.beam_size,
+        max_len=args.max_len,
+        length_penalty=args.length_penalty,
+        keep_attention=True,
+    )
     hyp = decode(model, [src], cfg)[0][0]
     output = tgt_tok.decode(hyp.tokens)
-    path = plot_attention(hyp.attention, src_tok.pieces(src), tgt_tok.pieces(hyp.tokens), args.output,
-                          title=f"{args.text}  →  {output}")
+    path = plot_attention(
+        hyp.attention,
+        src_tok.pieces(src),
+        tgt_tok.pieces(hyp.tokens),
+        args.output,
+        title=f"{args.text}  →  {output}",
+    )
     print(f"{args.text} -> {output}\nwrote {path}")
     return 0
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train", help="train a model (default: the built-in dates task)",
-                              description="Train an RNN encoder-decoder with attention.")
+    p = subparsers.add_parser(
+        "train",
+        help="train a model (default: the built-in dates task)",
+        description="Train an RNN encoder-decoder with attention.",
+    )
     build_train_parser(p)
     p.set_defaults(func=_train_command)
 
     p = subparsers.add_parser("evaluate", help="exact match, BLEU and chrF of a checkpoint on a split")
     _add_decode_options(p)
-    add_option(p, "--data", default="", help="'dates' or a pair file (default: the checkpoint's training data)")
+    add_option(
+        p, "--data", default="", help="'dates' or a pair file (default: the checkpoint's training data)"
+    )
     add_option(p, "--split", default="test", choices=["test", "valid", "train"], help="split to score")
     add_option(p, "--beam-sizes", default="1,5", help="comma-separated beam sizes to evaluate (1: greedy)")
     add_option(p, "--batch-size", type=int, default=64, help="sentences decoded together")
@@ -167,4 +192,3 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_option(p, "--output", default="attention.png", help="PNG file to write")
     add_option(p, "--beam-size", type=int, default=1, help="beam size (1: greedy)")
     p.set_defaults(func=_plot_command)
-

@@ -48,11 +48,16 @@ class TrainConfig:
     batch_size: int = _opt(64, "sentence pairs per batch (per process under torchrun)")
     lr: float = _opt(2e-3, "Adam learning rate")
     lr_schedule: str = _opt(
-        "plateau", "plateau: multiply by lr-decay when validation loss stops falling; "
-        "cosine: anneal to 0 over max-steps; constant", ["plateau", "cosine", "constant"])
+        "plateau",
+        "plateau: multiply by lr-decay when validation loss stops falling; "
+        "cosine: anneal to 0 over max-steps; constant",
+        ["plateau", "cosine", "constant"],
+    )
     lr_decay: float = _opt(0.5, "plateau schedule: learning-rate factor")
     warmup_steps: int = _opt(0, "linear learning-rate warm-up steps")
-    teacher_forcing: float = _opt(1.0, "probability of feeding the true previous token (else the model's own)")
+    teacher_forcing: float = _opt(
+        1.0, "probability of feeding the true previous token (else the model's own)"
+    )
     label_smoothing: float = _opt(0.0, "label smoothing of the training loss")
     clip: float = _opt(5.0, "gradient-norm clipping threshold (0: off)")
     epochs: int = _opt(30, "epochs at most")

@@ -85,7 +85,11 @@ def split_pairs(pairs: Sequence[Pair]) -> Splits:
 def filter_length(pairs: Sequence[Pair], src_tok: Tokenizer, tgt_tok: Tokenizer, max_len: int) -> list[Pair]:
     """Pairs whose source and target both have 1..max_len pieces. Used on training data only:
     test sets stay whole so scores compare with other tools."""
-    return [p for p in pairs if 0 < len(src_tok.split(p.src)) <= max_len and 0 < len(tgt_tok.split(p.tgt)) <= max_len]
+    return [
+        p
+        for p in pairs
+        if 0 < len(src_tok.split(p.src)) <= max_len and 0 < len(tgt_tok.split(p.tgt)) <= max_len
+    ]
 
 
 def build_tokenizer(
@@ -108,8 +112,13 @@ class Batch:
     num_tokens: int  # target tokens in the batch (eos included, padding excluded)
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.src.to(device), self.src_lengths.to(device), self.tgt_in.to(device),
-                     self.tgt_out.to(device), self.num_tokens)
+        return Batch(
+            self.src.to(device),
+            self.src_lengths.to(device),
+            self.tgt_in.to(device),
+            self.tgt_out.to(device),
+            self.num_tokens,
+        )
 
 
 Example = tuple[list[int], list[int]]  # (source ids, target ids), no specials
@@ -125,7 +134,9 @@ def encode_pairs(pairs: Sequence[Pair], src_tok: Tokenizer, tgt_tok: Tokenizer) 
     return out
 
 
-def pad(seqs: Sequence[Sequence[int]], prefix: Sequence[int] = (), suffix: Sequence[int] = ()) -> torch.Tensor:
+def pad(
+    seqs: Sequence[Sequence[int]], prefix: Sequence[int] = (), suffix: Sequence[int] = ()
+) -> torch.Tensor:
     """(N,) lists -> (N, max_len) int64 tensor padded with PAD_ID."""
     rows = [list(prefix) + list(s) + list(suffix) for s in seqs]
     out = torch.full((len(rows), max(len(r) for r in rows)), PAD_ID, dtype=torch.int64)
@@ -159,9 +170,12 @@ def batches(
         rng = random.Random(seed)
         rng.shuffle(order)
         pool = batch_size * 50  # sort within pools of 50 batches: little padding, still random
-        order = [i for s in range(0, len(order), pool)
-                 for i in sorted(order[s:s + pool], key=lambda i: len(examples[i][0]))]
-    groups = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+        order = [
+            i
+            for s in range(0, len(order), pool)
+            for i in sorted(order[s : s + pool], key=lambda i: len(examples[i][0]))
+        ]
+    groups = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     if shuffle:
         rng.shuffle(groups)
     usable = len(groups) - len(groups) % world_size if world_size > 1 else len(groups)

@@ -146,5 +146,5 @@ def train_valid_pairs(
     rng = random.Random(seed)
     rng.shuffle(days)
     valid_days = days[: max(1, len(days) // 20)]  # 5% of the calendar for validation
-    train_days = days[len(valid_days):]
+    train_days = days[len(valid_days) :]
     return _examples(train_days, n_train, rng), _examples(valid_days, n_valid, rng)

@@ -44,7 +44,9 @@ def top_k(log_probs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def decode_batch(model: Seq2Seq, sources: Sequence[Sequence[int]], cfg: DecodeConfig) -> list[list[Hypothesis]]:
+def decode_batch(
+    model: Seq2Seq, sources: Sequence[Sequence[int]], cfg: DecodeConfig
+) -> list[list[Hypothesis]]:
     """Decode up to cfg.batch_size sources (lists of ids, no specials) together."""
     model.eval()
     device = next(model.parameters()).device
@@ -62,9 +64,7 @@ def decode_batch(model: Seq2Seq, sources: Sequence[Sequence[int]], cfg: DecodeCo
     prev = torch.full((len(sources),), BOS_ID, dtype=torch.int64, device=device)
     mask_all = Seq2Seq.source_mask(lengths, src.size(1))  # (B, T)
     while True:
-        out = model.decode_step(
-            prev, state, feed, enc.memory[row_src], enc.keys[row_src], mask_all[row_src]
-        )
+        out = model.decode_step(prev, state, feed, enc.memory[row_src], enc.keys[row_src], mask_all[row_src])
         values, ids = top_k(out.log_probs, 2 * cfg.beam_size)
         values, ids = values.cpu().numpy(), ids.cpu().numpy()
         attn = out.attn.cpu().numpy() if cfg.keep_attention else None
@@ -76,7 +76,7 @@ def decode_batch(model: Seq2Seq, sources: Sequence[Sequence[int]], cfg: DecodeCo
             if search.done:
                 continue
             n = search.num_live
-            assert (row_src_np[start:start + n] == b).all(), "rows out of step with their searches"
+            assert (row_src_np[start : start + n] == b).all(), "rows out of step with their searches"
             sl = slice(start, start + n)
             parents = search.advance(values[sl], ids[sl], attn[sl] if attn is not None else None)
             if not search.done:
@@ -105,7 +105,7 @@ def decode(model: Seq2Seq, sources: Sequence[Sequence[int]], cfg: DecodeConfig) 
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     results: list[list[Hypothesis]] = [[] for _ in sources]
     for s in range(0, len(order), cfg.batch_size):
-        chunk = order[s:s + cfg.batch_size]
+        chunk = order[s : s + cfg.batch_size]
         for i, hyps in zip(chunk, decode_batch(model, [sources[i] for i in chunk], cfg), strict=True):
             results[i] = hyps
     return results

@@ -70,7 +70,17 @@ def evaluate(
     exact, bleu, chrf, sig = score(hyps, [p.tgt for p in pairs])
     words = sum(len(h.split()) for h in hyps)
     return (
-        Scores(split, len(pairs), cfg.beam_size, cfg.length_penalty, round(exact, 2), round(bleu, 2),
-               round(chrf, 2), round(seconds, 2), round(words / max(seconds, 1e-9), 1), sig),
+        Scores(
+            split,
+            len(pairs),
+            cfg.beam_size,
+            cfg.length_penalty,
+            round(exact, 2),
+            round(bleu, 2),
+            round(chrf, 2),
+            round(seconds, 2),
+            round(words / max(seconds, 1e-9), 1),
+            sig,
+        ),
         hyps,
     )

@@ -18,7 +18,11 @@ def axis_labels(pieces: Sequence[str]) -> list[str]:
 
 
 def plot_attention(
-    attention: np.ndarray, src_pieces: Sequence[str], out_pieces: Sequence[str], path: str | Path, title: str = ""
+    attention: np.ndarray,
+    src_pieces: Sequence[str],
+    out_pieces: Sequence[str],
+    path: str | Path,
+    title: str = "",
 ) -> Path:
     """Write a PNG heatmap of `attention` (out_len, src_len) to `path`; returns the path."""
     import matplotlib
@@ -29,18 +33,22 @@ def plot_attention(
     rows, cols = attention.shape
     if (rows, cols) != (len(out_pieces), len(src_pieces)):
         raise ValueError(
-            f"attention is {rows}x{cols} but there are {len(out_pieces)} output and {len(src_pieces)} source tokens"
+            f"attention is {rows}x{cols} but there are {len(out_pieces)} output "
+            f"and {len(src_pieces)} source tokens"
         )
     width, height = max(4.0, 0.32 * cols + 1.8), max(3.0, 0.32 * rows + 1.4)
     fig, ax = plt.subplots(figsize=(width, height), dpi=120)
     image = ax.imshow(attention, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(cols), axis_labels(src_pieces), rotation=90 if cols > 20 else 60, ha="center")
+    src_labels = axis_labels(src_pieces)
+    upright = max(len(label) for label in src_labels) <= 2  # characters read best unrotated
+    ax.set_xticks(range(cols), src_labels, rotation=0 if upright else 60, ha="center" if upright else "left")
     ax.set_yticks(range(rows), axis_labels(out_pieces))
     ax.xaxis.tick_top()
+    ax.xaxis.set_label_position("top")
     ax.set_xlabel("source")
     ax.set_ylabel("output")
     if title:
-        ax.set_title(title, fontsize=9, pad=12)
+        fig.suptitle(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
     fig.tight_layout()
     path = Path(path)

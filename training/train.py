@@ -25,8 +25,17 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from s2s.tokenizer import PAD_ID, Tokenizer
 from training import dates
 from training.config import TrainConfig
-from training.data import Batch, DataError, Pair, batches, build_tokenizer, encode_pairs, filter_length
-from training.data import read_pairs, split_pairs
+from training.data import (
+    Batch,
+    DataError,
+    Pair,
+    batches,
+    build_tokenizer,
+    encode_pairs,
+    filter_length,
+    read_pairs,
+    split_pairs,
+)
 from training.model import ModelConfig, Seq2Seq, read_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -37,8 +46,11 @@ def load_data(cfg: TrainConfig) -> tuple[list[Pair], list[Pair], list[Pair]]:
     if cfg.data == "dates":
         train, valid = dates.train_valid_pairs(cfg.dates_train, cfg.dates_valid, cfg.seed)
         test = dates.held_out_pairs()
-        return ([Pair(s, t, -1) for s, t in train], [Pair(s, t, -1) for s, t in valid],
-                [Pair(s, t, -1) for s, t in test])
+        return (
+            [Pair(s, t, -1) for s, t in train],
+            [Pair(s, t, -1) for s, t in valid],
+            [Pair(s, t, -1) for s, t in test],
+        )
     splits = split_pairs(read_pairs(cfg.data))
     if not splits.train or not splits.valid:
         raise DataError(f"{cfg.data}: too few lines for a training and a validation split")
@@ -47,8 +59,12 @@ def load_data(cfg: TrainConfig) -> tuple[list[Pair], list[Pair], list[Pair]]:
 
 def build_tokenizers(cfg: TrainConfig, train: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
     max_size = cfg.max_vocab or None
-    src = build_tokenizer([p.src for p in train], cfg.src_kind, cfg.min_freq, max_size, cfg.data, cfg.lowercase)
-    tgt = build_tokenizer([p.tgt for p in train], cfg.tgt_kind, cfg.min_freq, max_size, cfg.data, cfg.lowercase)
+    src = build_tokenizer(
+        [p.src for p in train], cfg.src_kind, cfg.min_freq, max_size, cfg.data, cfg.lowercase
+    )
+    tgt = build_tokenizer(
+        [p.tgt for p in train], cfg.tgt_kind, cfg.min_freq, max_size, cfg.data, cfg.lowercase
+    )
     return src, tgt
 
 
@@ -143,12 +159,22 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
     valid_batches = batches(encode_pairs(valid_pairs, src_tok, tgt_tok), 256)
 
     torch.manual_seed(cfg.seed)
-    model_cfg = ModelConfig(len(src_tok), len(tgt_tok), **cfg.model_fields())
+    if resumed:  # the checkpoint's own architecture, whatever the flags say
+        model_cfg = ModelConfig.from_dict(resumed["config"])
+    else:
+        model_cfg = ModelConfig(len(src_tok), len(tgt_tok), **cfg.model_fields())
     model = Seq2Seq(model_cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    history: dict = {"epochs": 0, "steps": 0, "seconds": 0.0, "best_valid_loss": float("inf"),
-                     "valid_loss": [], "plateau_factor": 1.0, "bad_epochs": 0,
-               "last_improved": False}
+    history: dict = {
+        "epochs": 0,
+        "steps": 0,
+        "seconds": 0.0,
+        "best_valid_loss": float("inf"),
+        "valid_loss": [],
+        "plateau_factor": 1.0,
+        "bad_epochs": 0,
+        "last_improved": False,
+    }
     if resumed:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
@@ -157,16 +183,38 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
     net = DDP(model) if ddp.active else model
     params = sum(p.numel() for p in model.parameters())
     if ddp.rank == 0:
-        log.info("model %s: %d parameters; vocab %d -> %d; %d training pairs; device %s; %d process(es)",
-                 model_cfg, params, len(src_tok), len(tgt_tok), len(train_ex), device, ddp.world)
+        log.info(
+            "model %s: %d parameters; vocab %d -> %d; %d training pairs; device %s; %d process(es)",
+            model_cfg,
+            params,
+            len(src_tok),
+            len(tgt_tok),
+            len(train_ex),
+            device,
+            ddp.world,
+        )
 
     def checkpoint(path: Path) -> None:
-        summary = {"data": cfg.data, "config": dataclasses.asdict(cfg), "history": dict(history),
-                   "steps": history["steps"], "epoch": history["epochs"], "parameters": params,
-                   "metrics": {"valid_loss": history["best_valid_loss"]}}
-        save_checkpoint(path, model, name=cfg.name or out.name, src_tokenizer=src_tok.to_dict(),
-                        tgt_tokenizer=tgt_tok.to_dict(), train=summary,
-                        optimizer=optimizer.state_dict(), epoch=history["epochs"], rng=torch.get_rng_state())
+        summary = {
+            "data": cfg.data,
+            "config": dataclasses.asdict(cfg),
+            "history": dict(history),
+            "steps": history["steps"],
+            "epoch": history["epochs"],
+            "parameters": params,
+            "metrics": {"valid_loss": history["best_valid_loss"]},
+        }
+        save_checkpoint(
+            path,
+            model,
+            name=cfg.name or out.name,
+            src_tokenizer=src_tok.to_dict(),
+            tgt_tokenizer=tgt_tok.to_dict(),
+            train=summary,
+            optimizer=optimizer.state_dict(),
+            epoch=history["epochs"],
+            rng=torch.get_rng_state(),
+        )
 
     def validate() -> bool:
         """Validation loss; saves checkpoint.pt when it improved. Returns whether it improved."""
@@ -187,8 +235,14 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
     model.train()
     while not stop and history["epochs"] < cfg.epochs:
         epoch = history["epochs"]
-        epoch_batches = batches(train_ex, cfg.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch,
-                                rank=ddp.rank, world_size=ddp.world)
+        epoch_batches = batches(
+            train_ex,
+            cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed * 1000 + epoch,
+            rank=ddp.rank,
+            world_size=ddp.world,
+        )
         bar = _progress(cfg, ddp, len(epoch_batches), epoch)
         tokens, tick = 0, time.monotonic()
         for batch in epoch_batches:
@@ -206,8 +260,11 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
             tokens += b.num_tokens
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tokens / (time.monotonic() - tick):.0f}",
-                                lr=f"{optimizer.param_groups[0]['lr']:.1e}")
+                bar.set_postfix(
+                    loss=f"{loss.item():.3f}",
+                    tok_s=f"{tokens / (time.monotonic() - tick):.0f}",
+                    lr=f"{optimizer.param_groups[0]['lr']:.1e}",
+                )
             if cfg.eval_every and history["steps"] % cfg.eval_every == 0:
                 validate()
             over_time = bool(cfg.time_budget) and time.monotonic() - start >= cfg.time_budget
@@ -235,9 +292,14 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
         if ddp.rank == 0:
             checkpoint(out / "last.pt")
     if ddp.rank == 0:
-        log.info("trained %d steps, %d epochs in %.0f s; best validation loss %.4f -> %s",
-                 history["steps"], history["epochs"], history["seconds"], history["best_valid_loss"],
-                 out / "checkpoint.pt")
+        log.info(
+            "trained %d steps, %d epochs in %.0f s; best validation loss %.4f -> %s",
+            history["steps"],
+            history["epochs"],
+            history["seconds"],
+            history["best_valid_loss"],
+            out / "checkpoint.pt",
+        )
     return history
 
 

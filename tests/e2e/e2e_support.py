@@ -66,7 +66,9 @@ def e2e_config(models: E2EModels, **overrides: Any) -> ServerConfig:
         metrics_port=None,
         bundles=(models.bundle, models.endless_bundle),
         runner=RunnerConfig(intra_op_threads=1, warmup_rows=(1, 8)),
-        scheduler=SchedulerConfig(max_rows=64, max_queue=64, max_beam=8),
+        scheduler=SchedulerConfig(
+            max_rows=64, max_queue=64, max_beam=8, max_src_tokens=64, max_output_len=512
+        ),
         max_texts=16,
         max_text_chars=100,
         grace_period_s=10.0,

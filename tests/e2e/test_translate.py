@@ -38,7 +38,7 @@ async def test_n_best_returns_distinct_hypotheses_best_first(client: AsyncTransl
     assert len({tuple(h.token_ids) for h in hyps}) == 4
 
 
-async def test_attention_has_output_by_source_shape_and_rows_sum_to_one(client: AsyncTranslatorClient) -> None:
+async def test_attention_is_output_by_source_and_rows_sum_to_one(client: AsyncTranslatorClient) -> None:
     for beam in (1, 3):
         translation = await client.translate_one("Friday, 7 July 2000", beam_size=beam, attention=True)
         hyp = translation.hypotheses[0]
@@ -59,7 +59,7 @@ async def test_max_length_caps_the_output(client: AsyncTranslatorClient) -> None
     assert hyp.finish_reason == "max_length"
 
 
-async def test_unknown_characters_become_unk_and_replace_unk_is_flagged(client: AsyncTranslatorClient) -> None:
+async def test_unseen_characters_become_unk_and_replace_unk_is_flagged(client: AsyncTranslatorClient) -> None:
     translation = await client.translate_one("🙂 1 May 2001 жжж", attention=True, replace_unk=True)
     assert translation.source_unknown_tokens == 4  # the emoji and three Cyrillic letters
     hyp = translation.hypotheses[0]

@@ -21,44 +21,9 @@ from service.runner import Runner, StepOutput
 @functools.cache
 def _exported_bundle_dir() -> Path:
     pytest.importorskip("torch", reason="exporting a test bundle needs torch (pip install .[train])")
-    import torch
+    from export.testing import export_tiny_bundle
 
-    from training.model import ModelConfig, Seq2Seq
-
-    torch.manual_seed(0)
-    config = ModelConfig(src_vocab_size=40, tgt_vocab_size=50, emb_dim=16, hidden=32, layers=2, dropout=0.0)
-    out = Path(tempfile.mkdtemp(prefix="s2s-sched-bundle-"))
-    return _write_bundle(Seq2Seq(config).eval(), out)
-
-
-def _write_bundle(model, out: Path) -> Path:
-    """TEMPORARY until export's bundle writer lands: graphs by export.convert, minimal manifest."""
-    import dataclasses
-    import json
-
-    from export.convert import export_graphs
-    from s2s.bundle import sha256_file
-    from s2s.tokenizer import SPECIAL_TOKENS, Tokenizer
-
-    specs = export_graphs(model, out)
-    cfg = model.cfg
-
-    def vocab(n):
-        return Tokenizer("char", list(SPECIAL_TOKENS) + [chr(0x61 + i) for i in range(n - 4)]).to_dict()
-
-    model_info = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "dropout"}
-    manifest = {
-        "format": "s2s-bundle", "format_version": 1, "name": "sched-test", "version": "1",
-        "created": "test", "exporter": {}, "model": model_info,
-        "special_ids": {"pad": 0, "bos": 1, "eos": 2, "unk": 3},
-        "src_tokenizer": vocab(cfg.src_vocab_size), "tgt_tokenizer": vocab(cfg.tgt_vocab_size),
-        "graphs": {name: {"file": spec.file} for name, spec in specs.items()},
-        "state": list(cfg.state_names),
-        "files": {spec.file: sha256_file(out / spec.file) for spec in specs.values()},
-        "training": {}, "variants": {}, "defaults": {"max_length": 50, "max_length_ratio": 3.0},
-    }  # fmt: skip
-    (out / MANIFEST).write_text(json.dumps(manifest))
-    return out
+    return export_tiny_bundle(Path(tempfile.mkdtemp(prefix="s2s-sched-bundle-")))
 
 
 def load_test_bundle() -> Bundle:

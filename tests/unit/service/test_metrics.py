@@ -127,6 +127,17 @@ def test_info_metric_carries_build_version_bundle_sha_and_provider(served):
     assert scraped.get(key) == 1.0, [k for k in scraped if k[0] == "s2s_model_info"]
 
 
+def test_model_observer_publishes_the_scheduler_limits_it_is_given(service_metrics):
+    service_metrics.model_observer("toy", "3", "00", max_queue=32, max_rows=128)
+    server = start_metrics_server(service_metrics.registry, "127.0.0.1", 0)
+    try:
+        scraped = samples(scrape(server.url))
+    finally:
+        server.close()
+    assert value(scraped, "s2s_queue_capacity_requests") == 32
+    assert value(scraped, "s2s_batch_capacity_rows") == 128
+
+
 def test_serving_gauge_follows_the_health_status(service_metrics, served):
     _, server = served
     assert samples(scrape(server.url))[("s2s_serving", frozenset())] == 0

@@ -42,6 +42,13 @@ def test_max_len_for_applies_the_ratio_but_never_below_one_nor_above_the_cap() -
     assert validate_options(pb.DecodeOptions(), LIMITS, 30, None).max_len_for(1000) == 30
 
 
+def test_the_bundle_ratio_applies_only_without_an_explicit_max_length() -> None:
+    assert validate_options(pb.DecodeOptions(), LIMITS, 40, 2.0).max_len_for(5) == 10
+    assert validate_options(pb.DecodeOptions(max_length=40), LIMITS, 40, 2.0).max_len_for(5) == 40
+    both = pb.DecodeOptions(max_length=40, max_length_ratio=3.0)
+    assert validate_options(both, LIMITS, 40, 2.0).max_len_for(5) == 15
+
+
 @pytest.mark.parametrize(
     ("options", "field"),
     [

@@ -21,11 +21,22 @@ def eng_fra() -> Path:
     return path
 
 
-def _tiny_model(cell: str = "lstm", score: str = "general", bidirectional: bool = True, layers: int = 2,
-               seed: int = 0) -> Seq2Seq:
+def _tiny_model(
+    cell: str = "lstm", score: str = "general", bidirectional: bool = True, layers: int = 2, seed: int = 0
+) -> Seq2Seq:
     torch.manual_seed(seed)
-    cfg = ModelConfig(src_vocab_size=13, tgt_vocab_size=11, cell=cell, score=score, emb_dim=6, hidden=8,
-                      layers=layers, bidirectional=bidirectional, dropout=0.0, attn_dim=5)
+    cfg = ModelConfig(
+        src_vocab_size=13,
+        tgt_vocab_size=11,
+        cell=cell,
+        score=score,
+        emb_dim=6,
+        hidden=8,
+        layers=layers,
+        bidirectional=bidirectional,
+        dropout=0.0,
+        attn_dim=5,
+    )
     return Seq2Seq(cfg).eval()
 
 

@@ -41,7 +41,11 @@ def test_config_file_fills_options_the_command_line_left_alone(tmp_path: Path) -
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [('{"hiden": 64}', "unknown key 'hiden'"), ('{"hidden": "big"}', "hidden must be int"), ("[1]", "mapping")],
+    [
+        ('{"hiden": 64}', "unknown key 'hiden'"),
+        ('{"hidden": "big"}', "hidden must be int"),
+        ("[1]", "mapping"),
+    ],
 )
 def test_config_file_rejects_unknown_keys_and_wrong_types(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "c.json"
@@ -53,12 +57,47 @@ def test_config_file_rejects_unknown_keys_and_wrong_types(tmp_path: Path, text: 
 
 def test_train_evaluate_and_plot_end_to_end(tmp_path: Path, capsys) -> None:
     out = tmp_path / "dates"
-    assert main(["train", "--out", str(out), "--dates-train", "512", "--dates-valid", "64", "--hidden", "32",
-                 "--emb-dim", "16", "--epochs", "1", "--no-progress", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(out),
+                "--dates-train",
+                "512",
+                "--dates-valid",
+                "64",
+                "--hidden",
+                "32",
+                "--emb-dim",
+                "16",
+                "--epochs",
+                "1",
+                "--no-progress",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     ckpt = str(out / "checkpoint.pt")
     report = tmp_path / "eval.json"
-    assert main(["evaluate", "--checkpoint", ckpt, "--limit", "20", "--beam-sizes", "1,2",
-                 "--output", str(report)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                ckpt,
+                "--limit",
+                "20",
+                "--beam-sizes",
+                "1,2",
+                "--output",
+                str(report),
+            ]
+        )
+        == 0
+    )
     results = json.loads(report.read_text())["results"]
     assert [r["beam_size"] for r in results] == [1, 2] and results[0]["sentences"] == 20
     png = tmp_path / "a.png"

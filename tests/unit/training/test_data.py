@@ -18,7 +18,9 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 def test_reads_pairs_drops_attribution_and_normalises_unicode(tmp_path: Path) -> None:
     decomposed = "cafe\u0301"  # "café" as e + combining acute
-    path = _write(tmp_path, f"Hi.\tSalut !\tCC-BY 2.0 (France) Attribution: tatoeba.org\nCoffee.\t{decomposed}\n")
+    path = _write(
+        tmp_path, f"Hi.\tSalut !\tCC-BY 2.0 (France) Attribution: tatoeba.org\nCoffee.\t{decomposed}\n"
+    )
     pairs = read_pairs(path)
     assert [(p.src, p.tgt, p.line) for p in pairs] == [("Hi.", "Salut !", 0), ("Coffee.", "café", 1)]
 
@@ -49,7 +51,14 @@ def test_empty_vocabulary_names_the_data() -> None:
 
 
 def test_split_by_line_number() -> None:
-    assert [split_of(i) for i in (0, 7, 13, 27, 33, 40)] == ["train", "test", "valid", "test", "valid", "train"]
+    assert [split_of(i) for i in (0, 7, 13, 27, 33, 40)] == [
+        "train",
+        "test",
+        "valid",
+        "test",
+        "valid",
+        "train",
+    ]
 
 
 @pytest.mark.shared_data

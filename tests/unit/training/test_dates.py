@@ -27,8 +27,14 @@ def test_held_out_set_is_fixed_and_disjoint_from_training_by_date() -> None:
 def test_formats_and_languages() -> None:
     day = dt.date(2007, 7, 10)
     forms = {dates.render(day, f) for f in range(dates.NUM_FORMATS)}
-    for expected in ("Tuesday, 10 July 2007", "10/07/07", "10 juil. 2007", "Dienstag, 10. Juli 2007",
-                     "martes, 10 de julio de 2007", "2007年7月10日"):
+    for expected in (
+        "Tuesday, 10 July 2007",
+        "10/07/07",
+        "10 juil. 2007",
+        "Dienstag, 10. Juli 2007",
+        "martes, 10 de julio de 2007",
+        "2007年7月10日",
+    ):
         assert expected in forms
     assert dates.render(dt.date(2007, 7, 1), 9) == "le 1er juillet 2007"
     assert dates.to_iso(day) == "2007-07-10"

@@ -31,4 +31,6 @@ def test_evaluate_decodes_every_pair_in_order(tiny_model) -> None:
     scores, hyps = evaluate(model, tok, tok, pairs, DecodeConfig(beam_size=2, max_len=4))
     assert scores.sentences == 3 and len(hyps) == 3 and scores.beam_size == 2
     assert all(len(h) <= 4 for h in hyps)
-    assert scores.exact_match == pytest.approx(100.0 * sum(h == p.tgt for h, p in zip(hyps, pairs)) / 3)
+    assert scores.exact_match == pytest.approx(
+        100.0 * sum(h == p.tgt for h, p in zip(hyps, pairs, strict=True)) / 3
+    )

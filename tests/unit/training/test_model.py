@@ -35,8 +35,10 @@ def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path, tiny_model) -> 
     assert loaded.cfg == model.cfg and data["name"] == "tiny"
     batch = collate(EXAMPLES)
     with torch.no_grad():
-        torch.testing.assert_close(loaded(batch.src, batch.src_lengths, batch.tgt_in),
-                                   model(batch.src, batch.src_lengths, batch.tgt_in))
+        torch.testing.assert_close(
+            loaded(batch.src, batch.src_lengths, batch.tgt_in),
+            model(batch.src, batch.src_lengths, batch.tgt_in),
+        )
 
 
 def test_loading_a_non_checkpoint_names_the_file(tmp_path) -> None:

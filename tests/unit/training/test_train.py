@@ -13,8 +13,19 @@ from training.data import DataError
 from training.model import load_checkpoint, read_checkpoint
 from training.train import sequence_loss, train
 
-TINY = dict(data="dates", dates_train=1024, dates_valid=128, emb_dim=16, hidden=32, batch_size=32,
-            lr=5e-3, dropout=0.1, threads=1, progress=False, patience=10)
+TINY = dict(
+    data="dates",
+    dates_train=1024,
+    dates_valid=128,
+    emb_dim=16,
+    hidden=32,
+    batch_size=32,
+    lr=5e-3,
+    dropout=0.1,
+    threads=1,
+    progress=False,
+    patience=10,
+)
 
 
 def _cfg(tmp_path: Path, name: str, **overrides) -> TrainConfig:

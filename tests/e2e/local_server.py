@@ -1,0 +1,116 @@
+"""`s2s serve` (or any command) as a real child process on loopback ports, for the tests that check
+what a container would run (imported as `local_server`).
+
+The process always ends: `ServerProcess` is a context manager that sends SIGTERM, waits, and kills
+what did not stop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+VENV_BIN = Path(sys.executable).parent
+START_TIMEOUT_S = 90.0  # loading + warming the graphs on 2 shared cores
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (for programs that need a number up front)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    """A child process with its output captured in a file, so a failure can show it."""
+
+    args: Sequence[str]
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
+    process: subprocess.Popen | None = field(default=None, init=False)
+
+    def __enter__(self) -> ServerProcess:
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            list(self.args), env=self.env, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._log.close()
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM, wait up to timeout_s, then SIGKILL; the exit status."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def assert_running(self) -> None:
+        assert self.process is not None and self.process.poll() is None, (
+            f"{self.args[0]} exited with {self.process.returncode if self.process else None}:\n{self.log()}"
+        )
+
+
+def healthcheck(port: int, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The images' HEALTHCHECK command, run the way Docker runs it (with the container's env)."""
+    probe_env = {**(env or os.environ), "S2S_PORT": str(port)}
+    return subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "service.healthcheck"],
+        env=probe_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def wait_serving(server: ServerProcess, port: int, env: dict[str, str] | None = None) -> None:
+    """Poll the health probe until SERVING; fail with the server's log if it dies or times out."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        server.assert_running()
+        if healthcheck(port, env).returncode == 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"server not SERVING after {START_TIMEOUT_S} s:\n{server.log()}")
+
+
+def scrape(url: str) -> dict[tuple[str, frozenset], float]:
+    """{(sample name, frozenset(labels)): value} from a real GET of a /metrics endpoint."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def sample(scraped: dict, name: str, **labels: str) -> float:
+    """The one sample named `name` whose labels include `labels` (sums if several match)."""
+    wanted = set(labels.items())
+    values = [v for (n, got), v in scraped.items() if n == name and wanted <= got]
+    assert values, f"no sample {name}{labels}"
+    return sum(values)
