@@ -27,6 +27,7 @@ from s2s.bundle import GRAPHS, load_bundle
 log = logging.getLogger(__name__)
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 QUANTIZE_CHOICES = ("int8",)
+FP16_LOG_PROB_TOLERANCE = 2e-2  # on a GPU: fp16 keeps ~3 significant digits of log-probs of a few units
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def _write_bundle(model, checkpoint: dict, name: str, config: ExportConfig, out:
     model.eval()
     specs = export_graphs(model, out, config.opset)
     base = {graph: specs[graph].file for graph in GRAPHS}
-    report = validate_graphs(model, {g: out / f for g, f in base.items()}, specs)
+    report = validate_graphs(model, _paths(out, base), specs)
     log.info("fp32 graphs valid: max |Δ log-prob| %.2g", report["max_abs_diff_log_probs"])
     variants: dict[str, dict] = {}
     if config.quantize == "int8":
@@ -101,9 +102,7 @@ def _write_bundle(model, checkpoint: dict, name: str, config: ExportConfig, out:
         for graph in GRAPHS:
             quantize_int8(out / base[graph], out / files[graph])
         # int8 differences are measured, not bounded: its accuracy is reported in docs/export.md.
-        int8 = validate_graphs(
-            model, {g: out / f for g, f in files.items()}, specs, label="int8", tolerance=None
-        )
+        int8 = validate_graphs(model, _paths(out, files), specs, label="int8", tolerance=None)
         variants["int8"] = {"precision": "int8", "files": files, "validation": int8}
     if config.fp16:
         files = {g: f.replace(".onnx", ".fp16.onnx") for g, f in base.items()}
@@ -117,12 +116,19 @@ def _write_bundle(model, checkpoint: dict, name: str, config: ExportConfig, out:
         }
     optimized = optimize_graphs(out, base, config.optimization_level)
     if optimized:
-        validate_graphs(
-            model, {g: out / f for g, f in optimized["files"].items()}, specs, label="opt", check_onnx=False
-        )
-        for variant in variants.values():
-            if variant["precision"] == "int8":
-                variant["optimized"] = optimize_graphs(out, variant["files"], config.optimization_level)
+        # What ONNX Runtime saved is what the server runs: it gets the same checks as the original.
+        validate_graphs(model, _paths(out, optimized["files"]), specs, label="opt", check_onnx=False)
+        if "int8" in variants:
+            int8_opt = optimize_graphs(out, variants["int8"]["files"], config.optimization_level)
+            validate_graphs(
+                model,
+                _paths(out, int8_opt["files"]),
+                specs,
+                label="int8.opt",
+                tolerance=None,
+                check_onnx=False,
+            )
+            variants["int8"]["optimized"] = int8_opt
     manifest = build_manifest(
         name=name,
         version=config.version,
@@ -141,6 +147,10 @@ def _write_bundle(model, checkpoint: dict, name: str, config: ExportConfig, out:
     write_manifest(out, manifest)
 
 
+def _paths(directory: Path, files: dict[str, str]) -> dict[str, Path]:
+    return {graph: directory / file for graph, file in files.items()}
+
+
 def _check_fp16(model, out: Path, files: dict[str, str], specs) -> dict:
     """fp16 is validated on a GPU when one is at hand (looser, stated tolerance); on CPU the check
     is that ONNX Runtime loads and runs the graphs with the right names and shapes."""
@@ -149,17 +159,12 @@ def _check_fp16(model, out: Path, files: dict[str, str], specs) -> dict:
     if "CUDAExecutionProvider" in ort.get_available_providers():
         tolerance = {"log_probs": FP16_LOG_PROB_TOLERANCE, "other": FP16_LOG_PROB_TOLERANCE}
         report = validate_graphs(
-            model, {g: out / f for g, f in files.items()}, specs, label="fp16",
+            model, _paths(out, files), specs, label="fp16",
             tolerance=tolerance, providers=["CUDAExecutionProvider"],
         )  # fmt: skip
         return {"provider": "CUDAExecutionProvider", **report}
-    report = validate_graphs(
-        model, {g: out / f for g, f in files.items()}, specs, label="fp16", tolerance=None
-    )
+    report = validate_graphs(model, _paths(out, files), specs, label="fp16", tolerance=None)
     return {"provider": "CPUExecutionProvider", "note": "loads and runs on CPU; values not bounded", **report}
-
-
-FP16_LOG_PROB_TOLERANCE = 2e-2  # fp16 has ~3 significant digits; log-probs of a few units
 
 
 def _publish(staging: Path, target: Path) -> None:

@@ -13,7 +13,6 @@ state rows by the parents BeamSearch returns.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +54,7 @@ class DecodeConfig:
     beam_size: int = 1  # 1 = greedy
     n_best: int = 1  # hypotheses returned, best first; <= beam_size
     max_length: int | None = None  # output tokens; None: the bundle's default
-    max_length_ratio: float | None = None  # cap at ceil(ratio * src tokens); None: bundle's default
+    max_length_ratio: float | None = None  # cap at ceil(ratio * src tokens); None: bundle's; 0: no cap
     length_penalty: float = 0.0  # GNMT alpha; 0 ranks by raw log-prob
     keep_attention: bool = False  # return each hypothesis's attention rows
 
@@ -74,7 +73,7 @@ class OrtModel:
     ):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         providers = [PROVIDERS.get(provider, provider)]
-        opts = session_options(threads or _env_threads())
+        opts = session_options(threads)
         self.encoder = ort.InferenceSession(
             str(self.bundle.graph_path("encoder", precision, optimized)), opts, providers=providers
         )
@@ -95,12 +94,6 @@ class OrtModel:
         """One decoder step. Without full_log_probs the (rows, V) output is not copied out."""
         names = self._step_outputs + (["log_probs"] if full_log_probs else [])
         return dict(zip(names, self.decoder.run(names, feeds), strict=True))
-
-
-def _env_threads() -> int | None:
-    # Benchmarks and tests pin threads through the environment as ONNX Runtime users expect.
-    value = os.environ.get("S2S_THREADS")
-    return int(value) if value else None
 
 
 class OrtDecoder:

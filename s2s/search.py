@@ -88,7 +88,9 @@ class BeamSearch:
     @property
     def next_tokens(self) -> np.ndarray:
         """(num_live,) tokens the live rows feed to the next step; empty before the first."""
-        return self._tokens[-1] if self._tokens else np.zeros(0, dtype=np.int64)
+        if self.done or not self._tokens:
+            return np.zeros(0, dtype=np.int64)
+        return self._tokens[-1]
 
     @property
     def k(self) -> int:
@@ -102,7 +104,7 @@ class BeamSearch:
         """Take the step's candidates, (R, k') log-probs and ids, R = num_live, k' <= k, sorted or
         not. Returns `parents` (R',): next step's row i continues this step's row parents[i]
         (reorder decoder state with it) and feeds token `next_tokens[i]`. Once `done`, the
-        request's rows leave the batch and `results()` holds the answer."""
+        request's rows leave the batch, `parents` is empty and `results()` holds the answer."""
         if self.done:
             raise RuntimeError("advance() called on a finished search")
         rows, k = top_log_probs.shape
@@ -159,6 +161,9 @@ class BeamSearch:
                     )
                 )
             self.done = True
+        if self.done:  # the rows leave the batch; nothing continues
+            self._scores = np.zeros(0, dtype=np.float32)
+            return np.zeros(0, dtype=np.int64)
         return parents
 
     def _finish_eos(self, step, row, score, log_prob, attention) -> None:
@@ -220,7 +225,7 @@ class BeamSearch:
         for f in self._finished:
             if f.step > 0:  # eos at step s descends from row f.row after step s - 1
                 joins.setdefault(f.step - 1, set()).add(f.row)
-        rows = set(range(len(self._scores))) if not self.done else set()
+        rows = set(range(len(self._scores)))  # empty once done: only finished ones count
         for s in range(self.length - 1, known - 1, -1):
             rows |= joins.get(s, set())
             if len(rows) == 1 and s < limit:

@@ -6,8 +6,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e .
+log="$(mktemp)"
+{ .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e .; } >"$log" 2>&1 \
+  || { cat "$log" >&2; echo "demo: installing s2s failed" >&2; exit 1; }
 
 export S2S_PORT="${S2S_PORT:-50051}" S2S_METRICS_PORT="${S2S_METRICS_PORT:-8000}"
 .venv/bin/s2s serve &

@@ -105,8 +105,7 @@ class DecodeBatch:
             keys=np.concatenate([_pad_time(b.keys, src_len) for b in batches]),
             src_mask=np.concatenate([_pad_time(b.src_mask, src_len) for b in batches]),
             state={
-                name: np.concatenate([b.state[name] for b in batches], axis=1)
-                for name in batches[0].state
+                name: np.concatenate([b.state[name] for b in batches], axis=1) for name in batches[0].state
             },
             feed=np.concatenate([b.feed for b in batches]),
             prev_tokens=np.concatenate([b.prev_tokens for b in batches]),

@@ -177,7 +177,7 @@ def server_config(args: argparse.Namespace):  # -> service.config.ServerConfig (
             require_provider=args.require_provider,
             intra_op_threads=args.threads,
             optimization=args.graph_optimization,
-            variant=None if args.precision == "fp32" else args.precision,
+            precision=args.precision,
         ),
         scheduler=SchedulerConfig(
             max_rows=args.max_rows,

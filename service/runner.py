@@ -70,7 +70,11 @@ class GraphFiles:
         """The bundle's graphs at the configured precision. A saved optimised graph is used only on
         the provider it was optimised for: it may hold that provider's fused operators."""
         precision = config.precision
-        entry = bundle.manifest.get("optimized") if precision == "fp32" else bundle.variants.get(precision, {}).get("optimized")
+        entry = (
+            bundle.manifest.get("optimized")
+            if precision == "fp32"
+            else bundle.variants.get(precision, {}).get("optimized")
+        )
         saved_for = (entry or {}).get("provider", PROVIDERS["cpu"])
         optimized = config.use_saved_optimized and saved_for == PROVIDERS.get(config.provider)
         paths = {g: bundle.graph_path(g, precision, optimized=optimized) for g in GRAPHS}
@@ -167,8 +171,12 @@ class Runner:
             raise FileNotFoundError(f"graph file {path} does not exist")
         log.info("loading %s on %s", path, providers[0])
         options = session_options(self.config, pre_optimized=self.graphs.pre_optimized)
-        provider_options = [{"device_id": self.config.device_id} if p == PROVIDERS["cuda"] else {} for p in providers]
-        return ort.InferenceSession(str(path), options, providers=providers, provider_options=provider_options)
+        provider_options = [
+            {"device_id": self.config.device_id} if p == PROVIDERS["cuda"] else {} for p in providers
+        ]
+        return ort.InferenceSession(
+            str(path), options, providers=providers, provider_options=provider_options
+        )
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, config: RunnerConfig = RunnerConfig()) -> Runner:

@@ -6,9 +6,11 @@ long request never starves short ones and nobody waits more than one step once t
 encodes the newcomers in one encoder run and concatenates them into the batch. After the step each
 request's `s2s.search.BeamSearch` picks its surviving rows; finished requests leave at once.
 
-ONNX Runtime runs in one worker thread (it releases the GIL), so the event loop never blocks on
-it; all bookkeeping stays on the event loop, where handles and the queue live. The scheduler
-knows nothing of gRPC (docs/design.md, "The scheduler interface").
+The decode loop runs in a thread of its own, which owns the batch, the searches and the ONNX
+Runtime calls (they release the GIL), so the event loop never blocks on them and a step costs no
+thread hand-off. What clients see (token events, results, errors) is handed to the event loop once
+per step with call_soon_threadsafe; handles are touched only there. The scheduler knows nothing of
+gRPC (docs/design.md, "The scheduler interface").
 """
 
 from __future__ import annotations
@@ -17,26 +19,18 @@ import asyncio
 import collections
 import itertools
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from s2s.search import BeamSearch
 from service.batch import DecodeBatch
-from service.errors import (
-    Cancelled,
-    DeadlineExceeded,
-    Draining,
-    FieldViolation,
-    InvalidRequest,
-    QueueFull,
-    ServiceError,
-)
+from service.decode_rows import Delivery, Running, advance_request
+from service.errors import Cancelled, DeadlineExceeded, Draining, FieldViolation, InvalidRequest, QueueFull
 from service.handle import DecodeRequest, RequestHandle, Result, TokenEvent
 from service.observer import NullObserver, SchedulerObserver
-from service.runner import Runner, StepOutput
+from service.runner import Runner
 
 __all__ = ["DecodeRequest", "RequestHandle", "Result", "Scheduler", "SchedulerConfig", "TokenEvent"]
 
@@ -63,62 +57,45 @@ class SchedulerConfig:
             raise ValueError(f"max_beam ({self.max_beam}) cannot exceed max_rows ({self.max_rows})")
 
 
-@dataclass(eq=False)
-class _Running:
-    handle: RequestHandle
-    search: BeamSearch
-    src_len: int
-    started: float  # when it joined the batch
-    streamed: int = 0  # output tokens already sent as TokenEvents
-    steps: int = 0
-
-
 class Scheduler:
     def __init__(self, runner: Runner, config: SchedulerConfig = SchedulerConfig(), observer=None):
         self.runner = runner
         self.config = config
         self.observer: SchedulerObserver = observer or NullObserver()
         self._keys = itertools.count()
+        self._cv = threading.Condition()  # guards _waiting and _abort; wakes the decode thread
         self._waiting: collections.deque[RequestHandle] = collections.deque()
-        self._running: dict[int, _Running] = {}  # key -> state, for rows in self._batch
-        self._batch: DecodeBatch | None = None
-        self._wake = asyncio.Event()
+        self._abort = False  # the decode thread fails what is left with Draining and exits
         self._draining = False
-        self._task: asyncio.Task | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        # Owned by the decode thread:
+        self._running: dict[int, Running] = {}  # key -> state, for the rows in self._batch
+        self._batch: DecodeBatch | None = None
+        self._out: list[Delivery] = []  # for the event loop at the end of this iteration
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------------
+    # -- lifecycle (event loop) ------------------------------------------------------------------
     async def start(self) -> None:
-        if self._task is not None:
+        if self._thread is not None:
             raise RuntimeError("scheduler already started")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2s-decode")
-        self._task = asyncio.create_task(self._loop(), name="s2s-decode-loop")
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._decode_thread, name="s2s-decode", daemon=True)
+        self._thread.start()
 
     async def stop(self, grace: float = 0.0) -> None:
         """Take no new work; let accepted requests finish for up to `grace` seconds, then fail
-        the rest with Draining and stop the loop."""
+        the rest with Draining and stop the decode thread."""
         self._draining = True
         deadline = time.monotonic() + grace
         while (self._waiting or self._running) and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-        for handle in list(self._waiting):
-            self._fail(handle, Draining("server is shutting down"), "cancelled")
-        self._waiting.clear()
-        for state in list(self._running.values()):
-            self._fail(state.handle, Draining("server is shutting down"), "cancelled")
-        if self._task is not None:
-            self._wake.set()
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-        if self._executor is not None:  # waits for a step still running, off the event loop
-            await asyncio.to_thread(self._executor.shutdown, True)
-            self._executor = None
-        self._running.clear()
-        self._batch = None
+        with self._cv:
+            self._abort = True
+            self._cv.notify()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)  # a step still running finishes first
+            self._thread = None
+        await asyncio.sleep(0)  # let the last deliveries run
 
     @property
     def draining(self) -> bool:
@@ -132,9 +109,9 @@ class Scheduler:
     def running_requests(self) -> int:
         return len(self._running)
 
-    # -- submitting ------------------------------------------------------------------------------
+    # -- submitting (event loop) -----------------------------------------------------------------
     def submit(self, request: DecodeRequest) -> RequestHandle:
-        """Queue `request`. Raises at once: Draining, QueueFull, InvalidRequest."""
+        """Queue `request`. Raises at once: Draining, InvalidRequest, QueueFull."""
         if self._draining:
             self.observer.request_rejected("draining")
             raise Draining("server is shutting down; retry on another replica")
@@ -142,13 +119,14 @@ class Scheduler:
         if bad:
             self.observer.request_rejected("invalid")
             raise InvalidRequest(bad)
-        if len(self._waiting) >= self.config.max_queue:
-            self.observer.request_rejected("queue_full")
-            raise QueueFull(len(self._waiting), self.config.max_queue, self.config.retry_after_s)
-        handle = RequestHandle(request, next(self._keys), _on_cancel=self._cancel)
-        self._waiting.append(handle)
+        with self._cv:
+            if len(self._waiting) >= self.config.max_queue:
+                self.observer.request_rejected("queue_full")
+                raise QueueFull(len(self._waiting), self.config.max_queue, self.config.retry_after_s)
+            handle = RequestHandle(request, next(self._keys), _on_cancel=self._cancel)
+            self._waiting.append(handle)
+            self._cv.notify()
         self.observer.request_queued(len(request.src_ids))
-        self._wake.set()
         return handle
 
     def _violations(self, r: DecodeRequest) -> list[FieldViolation]:
@@ -166,104 +144,154 @@ class Scheduler:
         return bad
 
     def _cancel(self, handle: RequestHandle) -> None:
-        # Waiting: leave the queue now. Running: answer now; the rows go before the next step.
-        if handle in self._waiting:
-            self._waiting.remove(handle)
-        self._fail(handle, Cancelled("the client cancelled the request"), "cancelled")
-        self._wake.set()
+        # Answer at once; the decode thread sees cancel_requested and drops the rows before its
+        # next step (or the request before it ever starts).
+        with self._cv:
+            waiting = handle in self._waiting
+            if waiting:
+                self._waiting.remove(handle)
+        handle._finish(Cancelled("the client cancelled the request"))
+        if waiting:
+            self.observer.request_finished("cancelled", time.monotonic() - handle.submitted, 0)
 
-    def _fail(self, handle: RequestHandle, error: ServiceError, reason: str) -> None:
-        if handle.done:
-            return
-        state = self._running.get(handle.key)
-        tokens = state.search.length if state else 0
-        handle._finish(error)
-        self.observer.request_finished(reason, time.monotonic() - handle.submitted, tokens)
+    def _deliver(self, deliveries: list[Delivery]) -> None:
+        for handle, item in deliveries:
+            if isinstance(item, TokenEvent):
+                handle._emit(item)
+            else:
+                handle._finish(item)
 
-    # -- the decode loop -------------------------------------------------------------------------
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
+    # -- the decode thread -----------------------------------------------------------------------
+    def _decode_thread(self) -> None:
         while True:
-            if not self._waiting and not self._running:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if not self._running and self.config.max_batch_wait_ms > 0:
-                await self._wait_to_fill()
+            with self._cv:
+                while not (self._waiting or self._running or self._abort):
+                    self._cv.wait()
+                if self._abort:
+                    break
+                if not self._running and self.config.max_batch_wait_ms > 0:
+                    self._wait_to_fill()
+                newcomers = self._admit(time.monotonic())
             try:
-                await self._iteration(loop)
+                self._iteration(newcomers)
             except Exception as exc:  # noqa: BLE001 - a failing step must not kill the server
                 log.exception("decode step failed; failing %d requests", len(self._running))
                 for state in self._running.values():
-                    state.handle._finish(exc)
+                    self._out.append((state.handle, exc))
                     self.observer.request_finished("error", time.monotonic() - state.handle.submitted, 0)
                 self._running.clear()
                 self._batch = None
+            self._flush()
+        with self._cv:
+            left = [*self._waiting, *(s.handle for s in self._running.values())]
+            self._waiting.clear()
+        for handle in left:
+            self._out.append((handle, Draining("server is shutting down")))
+            self.observer.request_finished("cancelled", time.monotonic() - handle.submitted, 0)
+        self._running.clear()
+        self._batch = None
+        self._flush()
 
-    async def _iteration(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Drop gone rows, admit and encode newcomers, run one step, advance every search."""
-        self._drop_gone_rows(time.monotonic())
-        newcomers = self._admit()
-        if newcomers:
-            part = await loop.run_in_executor(self._executor, self._encode, newcomers)
-            self._batch = DecodeBatch.concatenate([b for b in (self._batch, part) if b is not None])
-        if self._batch is None:
+    def _flush(self) -> None:
+        if not self._out:
             return
-        batch = self._batch
-        k = max(s.search.k for s in self._running.values())
-        output = await loop.run_in_executor(self._executor, self.runner.step, batch, k)
-        self.observer.decoder_step(len(batch), output.seconds)
-        self._batch = self._advance(batch, output)
-        rows = len(self._batch) if self._batch is not None else 0
-        self.observer.occupancy(len(self._waiting), len(self._running), rows)
+        deliveries, self._out = self._out, []
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, deliveries)
+        except RuntimeError:  # the event loop is closed: nobody is left to tell
+            pass
 
-    async def _wait_to_fill(self) -> None:
-        """Idle and asked to wait: give more requests up to max_batch_wait_ms to arrive."""
+    def _wait_to_fill(self) -> None:
+        """Idle and asked to wait (lock held): give more requests max_batch_wait_ms to arrive."""
         deadline = time.monotonic() + self.config.max_batch_wait_ms / 1000
-        while len(self._waiting) < self.config.max_rows and (left := deadline - time.monotonic()) > 0:
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), left)
-            except TimeoutError:
+        while len(self._waiting) < self.config.max_rows and not self._abort:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._cv.wait(left):
                 break
 
-    def _drop_gone_rows(self, now: float) -> None:
-        """Fail expired requests and remove rows of requests that are no longer running."""
-        for handle in [h for h in self._waiting if h.request.deadline is not None and now >= h.request.deadline]:
+    def _admit(self, now: float) -> list[RequestHandle]:
+        """(lock held) Drop expired waiting requests; take the oldest that fit in the rows left
+        (a request reserves beam_size rows)."""
+        for handle in [
+            h for h in self._waiting if h.request.deadline is not None and now >= h.request.deadline
+        ]:
             self._waiting.remove(handle)
-            self._fail(handle, DeadlineExceeded("deadline passed while queued"), "deadline")
-        for state in list(self._running.values()):
-            deadline = state.handle.request.deadline
-            if deadline is not None and now >= deadline:
-                self._fail(state.handle, DeadlineExceeded("deadline passed while decoding"), "deadline")
-        gone = [key for key, state in self._running.items() if state.handle.done]
-        if not gone or self._batch is None:
-            return
-        for key in gone:
-            del self._running[key]
-        keep = np.flatnonzero(np.isin(self._batch.row_owner, gone, invert=True))
-        self._batch = self._batch.select(keep)
-
-    def _admit(self) -> list[RequestHandle]:
-        """Oldest waiting requests that fit in the rows left (a request reserves beam_size rows)."""
+            self._out.append((handle, DeadlineExceeded("deadline passed while queued")))
+            self.observer.request_finished("deadline", now - handle.submitted, 0)
         room = self.config.max_rows - sum(s.search.beam_size for s in self._running.values())
         admitted = []
         while self._waiting and self._waiting[0].request.beam_size <= room:
             handle = self._waiting.popleft()
             room -= handle.request.beam_size
             admitted.append(handle)
-        now = time.monotonic()
-        for handle in admitted:
-            r = handle.request
-            search = BeamSearch(
-                r.beam_size, r.n_best, r.max_len, r.length_penalty, r.want_attention, self.runner.graphs.eos_id
-            )
-            self._running[handle.key] = _Running(handle, search, len(r.src_ids), now)
-            self.observer.request_started(now - handle.submitted)
         return admitted
 
+    def _iteration(self, newcomers: list[RequestHandle]) -> None:
+        """Drop gone rows, encode newcomers, run one step, advance every search."""
+        now = time.monotonic()
+        self._drop_gone_rows(now)
+        for handle in newcomers:
+            self._running[handle.key] = Running.start(handle, self.runner.graphs.eos_id, now)
+            self.observer.request_started(now - handle.submitted)
+        if newcomers:
+            part = self._encode(newcomers)
+            self._batch = DecodeBatch.concatenate([b for b in (self._batch, part) if b is not None])
+        if self._batch is None:
+            return
+        batch = self._batch
+        k = max(s.search.k for s in self._running.values())
+        output = self.runner.step(batch, k)
+        self.observer.decoder_step(len(batch), output.seconds)
+        index, tokens = [], []
+        now = time.monotonic()
+        for key, (start, stop) in batch.row_ranges().items():
+            state = self._running[key]
+            if state.handle.cancel_requested:  # cancelled while the step ran
+                self._drop(key, "cancelled", now)
+                continue
+            try:
+                parents = advance_request(state, output, start, stop, now, self._out, self.observer)
+            except Exception as exc:  # noqa: BLE001 - one request's failure must not end the others
+                log.exception("request %d failed", key)
+                self._out.append((state.handle, exc))
+                self._drop(key, "error", now)
+                continue
+            if parents is None:  # finished: the result is on its way
+                del self._running[key]
+                continue
+            index.append(start + parents)
+            tokens.append(state.search.next_tokens)
+        self._batch = (
+            batch.with_state(output.state, output.feed).select(np.concatenate(index), np.concatenate(tokens))
+            if index
+            else None
+        )
+        rows = len(self._batch) if self._batch is not None else 0
+        self.observer.occupancy(len(self._waiting), len(self._running), rows)
+
+    def _drop(self, key: int, reason: str, now: float) -> None:
+        state = self._running.pop(key)
+        self.observer.request_finished(reason, now - state.handle.submitted, state.search.length)
+
+    def _drop_gone_rows(self, now: float) -> None:
+        """Remove the rows of cancelled and expired requests."""
+        gone = []
+        for key, state in list(self._running.items()):
+            deadline = state.handle.request.deadline
+            if state.handle.cancel_requested:
+                self._drop(key, "cancelled", now)
+            elif deadline is not None and now >= deadline:
+                self._out.append((state.handle, DeadlineExceeded("deadline passed while decoding")))
+                self._drop(key, "deadline", now)
+            else:
+                continue
+            gone.append(key)
+        if gone and self._batch is not None:
+            keep = np.flatnonzero(np.isin(self._batch.row_owner, gone, invert=True))
+            self._batch = self._batch.select(keep)
+
     def _encode(self, handles: list[RequestHandle]) -> DecodeBatch:
-        """Worker thread: one encoder run over the newcomers, padded to the longest source."""
+        """One encoder run over the newcomers, padded to the longest source."""
         lengths = np.array([len(h.request.src_ids) for h in handles], dtype=np.int64)
         src = np.zeros((len(handles), int(lengths.max())), dtype=np.int64)  # 0 = <pad>
         for i, h in enumerate(handles):
@@ -272,81 +300,6 @@ class Scheduler:
         enc = self.runner.encode(src, lengths)
         self.observer.encoder_run(len(handles), time.perf_counter() - started)
         keys = [h.key for h in handles]
-        return DecodeBatch.build(keys, enc.memory, enc.keys, lengths, enc.init_state, self.runner.graphs.bos_id)
-
-    def _advance(self, batch: DecodeBatch, out: StepOutput) -> DecodeBatch | None:
-        """Feed each request's candidates to its search; keep the rows that live on."""
-        index: list[np.ndarray] = []
-        tokens: list[np.ndarray] = []
-        now = time.monotonic()
-        for key, (start, stop) in batch.row_ranges().items():
-            state = self._running.get(key)
-            if state is None or state.handle.done:  # cancelled while the step ran
-                self._running.pop(key, None)
-                continue
-            try:
-                parents = self._advance_request(state, out, start, stop, now)
-            except Exception as exc:  # noqa: BLE001 - one request's failure must not end the others
-                log.exception("request %d failed", key)
-                del self._running[key]
-                state.handle._finish(exc)
-                self.observer.request_finished("error", now - state.handle.submitted, 0)
-                continue
-            if parents is None:
-                continue
-            index.append(start + parents)
-            tokens.append(state.search.next_tokens)
-        if not index:
-            return None
-        return batch.with_state(out.state, out.feed).select(np.concatenate(index), np.concatenate(tokens))
-
-    def _advance_request(
-        self, state: _Running, out: StepOutput, start: int, stop: int, now: float
-    ) -> np.ndarray | None:
-        """One request's share of the step: its rows [start, stop). Returns the batch rows (relative
-        to start) that live on, or None when the request finished."""
-        search = state.search
-        attn = out.attn[start:stop, : state.src_len]  # (rows, src_len): drop the batch padding
-        parents = search.advance(
-            out.topk_log_probs[start:stop, : search.k],
-            out.topk_ids[start:stop, : search.k],
-            attn if search.keep_attention else None,
+        return DecodeBatch.build(
+            keys, enc.memory, enc.keys, lengths, enc.init_state, self.runner.graphs.bos_id
         )
-        state.steps += 1
-        if state.steps == 1:
-            self.observer.first_token(now - state.handle.submitted)
-        if state.handle.request.stream:
-            self._stream(state, out.topk_log_probs[start:stop], attn, parents)
-        if search.done:
-            self._complete(state, now)
-            return None
-        return parents
-
-    def _stream(self, state: _Running, top_lps: np.ndarray, attn: np.ndarray, parents: np.ndarray) -> None:
-        search, handle = state.search, state.handle
-        if search.beam_size == 1:
-            if search.done:  # eos or max_len: the result's tail carries what is left
-                return
-            token = int(search.next_tokens[0])
-            attention = attn[:1].copy() if handle.request.want_attention else None
-            # Greedy: the surviving token is the row's best non-eos candidate; eos ranked first
-            # would have finished the search, so it is candidate 0.
-            handle._emit(TokenEvent(state.streamed, [token], [float(top_lps[0, 0])], attention))
-            state.streamed += 1
-            return
-        prefix = search.stable_prefix()
-        if len(prefix) > state.streamed:
-            handle._emit(TokenEvent(state.streamed, prefix[state.streamed :], None))
-            state.streamed = len(prefix)
-
-    def _complete(self, state: _Running, now: float) -> None:
-        handle = state.handle
-        hypotheses = state.search.results()
-        del self._running[handle.key]
-        best = hypotheses[0]
-        if handle.request.stream and len(best.tokens) > state.streamed:
-            tail = slice(state.streamed, None)
-            attention = best.attention[tail] if best.attention is not None else None
-            handle._emit(TokenEvent(state.streamed, best.tokens[tail], best.token_log_probs[tail], attention))
-        handle._finish(Result(hypotheses, state.started - handle.submitted, now - handle.submitted, state.steps))
-        self.observer.request_finished(best.finish_reason, now - handle.submitted, len(best.tokens))

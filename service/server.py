@@ -30,6 +30,7 @@ from service.interceptor import GrpcServerMetricsInterceptor
 from service.metrics import MetricsServer, ServiceMetrics, start_metrics_server
 from service.observer import SchedulerObserver
 from service.registry import ModelRegistry
+from service.scheduler import SchedulerConfig
 from service.servicer import TranslatorServicer
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,19 @@ class _LazyMetrics:
     """ServiceMetrics made on the first model load, labelled with the provider the runner actually
     got (CUDA may fall back to CPU)."""
 
-    def __init__(self) -> None:
+    def __init__(self, scheduler: SchedulerConfig) -> None:
+        self.scheduler = scheduler
         self.metrics: ServiceMetrics | None = None
 
     def observer_for(self, bundle: Bundle, bundle_sha: str, provider: str) -> SchedulerObserver:
         if self.metrics is None:
             self.metrics = ServiceMetrics(provider=provider)
         return self.metrics.model_observer(
-            model=bundle.name, version=bundle.version, bundle_sha=bundle_sha[:12]
+            model=bundle.name,
+            version=bundle.version,
+            bundle_sha=bundle_sha[:12],
+            max_queue=self.scheduler.max_queue,  # capacity gauges: saturation alerts divide by them
+            max_rows=self.scheduler.max_rows,
         )
 
 
@@ -65,6 +71,7 @@ class RunningServer:
     health: health.aio.HealthServicer
     registry: ModelRegistry
     port: int  # the bound gRPC port (also when 0 was asked for)
+    metrics: ServiceMetrics
     metrics_server: MetricsServer | None
     _stopped: bool = False
 
@@ -81,6 +88,7 @@ class RunningServer:
         self._stopped = True
         grace = self.config.grace_period_s if grace_s is None else grace_s
         await self.health.enter_graceful_shutdown()
+        self.metrics.set_serving(False)
         log.info("draining: NOT_SERVING; in-flight requests have %.1f s to finish", grace)
         try:
             await asyncio.gather(self.registry.stop(grace), self.server.stop(grace))
@@ -104,7 +112,7 @@ def _bind(server: grpc.aio.Server, host: str, port: int) -> int:
 @contextlib.asynccontextmanager
 async def running_server(config: ServerConfig) -> AsyncIterator[RunningServer]:
     """Start a server from `config`; stop it (drain, grace period) when the block ends."""
-    lazy = _LazyMetrics()
+    lazy = _LazyMetrics(config.scheduler)
     registry = await asyncio.to_thread(
         ModelRegistry.load, config.bundles, config.runner, config.scheduler, lazy.observer_for
     )
@@ -134,7 +142,7 @@ async def running_server(config: ServerConfig) -> AsyncIterator[RunningServer]:
             metrics_server = start_metrics_server(lazy.metrics.registry, config.host, config.metrics_port)
         except OSError as exc:
             raise StartupError(f"cannot serve metrics on {config.host}:{config.metrics_port}: {exc}") from exc
-    running = RunningServer(config, server, health_servicer, registry, port, metrics_server)
+    running = RunningServer(config, server, health_servicer, registry, port, lazy.metrics, metrics_server)
     try:
         await server.start()
         await registry.start()
@@ -142,6 +150,7 @@ async def running_server(config: ServerConfig) -> AsyncIterator[RunningServer]:
             await asyncio.to_thread(registry.warm_up)
         for name in HEALTH_SERVICES:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        lazy.metrics.set_serving(True)
         log.info(
             "serving %s on %s (grpc port %d%s)",
             ", ".join(registry.specs()),

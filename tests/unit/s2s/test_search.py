@@ -56,7 +56,10 @@ def exhaustive_best(max_len: int, alpha: float):
 
 
 def test_greedy_is_argmax_chain():
-    (hyp,), _ = run(BeamSearch(beam_size=1, max_len=12))
+    search = BeamSearch(beam_size=1, max_len=12)
+    (hyp,), _ = run(search)
+    # Once done, no row continues: the candidate after <eos> must not leak out as a next token.
+    assert search.num_live == 0 and search.next_tokens.size == 0
     prefix: tuple[int, ...] = ()
     while len(prefix) < 12:
         tok = int(np.argmax(toy_log_probs(prefix)))

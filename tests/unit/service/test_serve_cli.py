@@ -68,7 +68,7 @@ def test_command_line_wins_and_bundle_is_repeatable(monkeypatch: pytest.MonkeyPa
     assert config.port == 5
     assert config.metrics_port == 0
     assert config.limits.max_beam == 4
-    assert config.runner.variant == "int8"
+    assert config.runner.precision == "int8"
 
 
 @pytest.mark.parametrize("text", ["-1", "off", "OFF", "none"])

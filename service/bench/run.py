@@ -1,0 +1,158 @@
+"""Run variants side by side: for each load level, rounds of every variant in alternating order,
+on the same inputs; print a table, write JSON, optionally plot the concurrency sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import onnxruntime as ort
+
+from service.bench.load import closed_loop, open_loop, summarize
+from service.bench.variants import DecodeSetup
+
+BASELINE = "ort-per-request"  # ratios are against this, and against torch-eager when run
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    levels: tuple[float, ...]  # concurrencies (closed loop) or rates per second (open loop)
+    open_loop: bool = False
+    duration_s: float | None = 10.0  # per variant and level; None = use count
+    count: int | None = None  # requests per variant and level
+    rounds: int = 2  # alternating rounds: A B C, then C B A, ...
+    warmup_requests: int = 8  # per variant before each measurement, not timed
+
+
+async def run_plan(variants: list, texts: list[str], plan: BenchPlan) -> list[dict]:
+    runs = []
+    for level in plan.levels:
+        for round_index in range(plan.rounds):
+            order = variants if round_index % 2 == 0 else list(reversed(variants))
+            for variant in order:
+                warm = max(plan.warmup_requests, int(level))
+                await closed_loop(variant.call, texts, min(int(level), warm), None, warm)
+                if plan.open_loop:
+                    outcomes, wall = await open_loop(variant.call, texts, level, plan.duration_s, plan.count)
+                else:
+                    outcomes, wall = await closed_loop(
+                        variant.call, texts, int(level), plan.duration_s, plan.count
+                    )
+                row = {
+                    "variant": variant.name,
+                    "level": level,
+                    "round": round_index,
+                    **summarize(outcomes, wall),
+                }
+                runs.append(row)
+                print(
+                    f"  {variant.name:<22} {'rate' if plan.open_loop else 'conc'} {level:>6g} round {round_index}: "
+                    f"{row['tokens_per_s']:>9.1f} tok/s  p99 {row['latency_ms']['p99']} ms  errors {row['errors']}",
+                    flush=True,
+                )
+    return runs
+
+
+def combine(runs: list[dict]) -> list[dict]:
+    """Median over rounds per (variant, level), plus ratios to the baselines at the same level."""
+    keys = sorted({(r["variant"], r["level"]) for r in runs}, key=lambda k: (k[1], k[0]))
+    summary = []
+    for variant, level in keys:
+        mine = [r for r in runs if r["variant"] == variant and r["level"] == level]
+
+        def median(get, rows=mine):
+            values = [v for v in (get(r) for r in rows) if v is not None]
+            return round(statistics.median(values), 2) if values else None
+
+        summary.append(
+            {
+                "variant": variant,
+                "level": level,
+                "rounds": len(mine),
+                "requests_per_s": median(lambda r: r["requests_per_s"]),
+                "tokens_per_s": median(lambda r: r["tokens_per_s"]),
+                "words_per_s": median(lambda r: r["words_per_s"]),
+                "p50_ms": median(lambda r: r["latency_ms"]["p50"]),
+                "p95_ms": median(lambda r: r["latency_ms"]["p95"]),
+                "p99_ms": median(lambda r: r["latency_ms"]["p99"]),
+                "ttft_p50_ms": median(lambda r: (r["ttft_ms"] or {}).get("p50")),
+                "errors": sum(sum(r["errors"].values()) for r in mine),
+            }
+        )
+    for row in summary:
+        for base in (BASELINE, "torch-eager"):
+            ref = next((s for s in summary if s["variant"] == base and s["level"] == row["level"]), None)
+            if ref and ref["tokens_per_s"]:
+                row[f"tokens_x_{base}"] = round(row["tokens_per_s"] / ref["tokens_per_s"], 2)
+                if ref["p99_ms"] and row["p99_ms"]:
+                    row[f"p99_x_{base}"] = round(row["p99_ms"] / ref["p99_ms"], 2)
+    return summary
+
+
+def format_table(summary: list[dict], open_loop: bool) -> str:
+    head = (
+        f"| {'rate/s' if open_loop else 'concurrency'} | variant | req/s | tokens/s | words/s | p50 ms | "
+        "p95 ms | p99 ms | TTFT p50 ms | errors | tokens/s ÷ (b) | p99 ÷ (b) | tokens/s ÷ (a) |"
+    )
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    for r in summary:
+        lines.append(
+            f"| {r['level']:g} | {r['variant']} | {r['requests_per_s']} | {r['tokens_per_s']} | "
+            f"{r['words_per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
+            f"{r['ttft_p50_ms'] if r['ttft_p50_ms'] is not None else '-'} | {r['errors']} | "
+            f"{r.get('tokens_x_' + BASELINE, '-')} | {r.get('p99_x_' + BASELINE, '-')} | "
+            f"{r.get('tokens_x_torch-eager', '-')} |"
+        )
+    return "\n".join(lines)
+
+
+def conditions(bundle, setup: DecodeSetup, inputs: str, n_inputs: int, plan: BenchPlan) -> dict:
+    return {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}",
+        "onnxruntime": ort.__version__,
+        "provider": "cpu",
+        "bundle": f"{bundle.name}/{bundle.version}",
+        "model": asdict(bundle.model),
+        "inputs": inputs,
+        "n_inputs": n_inputs,
+        "setup": asdict(setup),
+        "plan": asdict(plan),
+    }
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def plot_sweep(summary: list[dict], path: Path, title: str) -> None:
+    """Output tokens/s and p99 latency against concurrency, one line per variant (log2 x)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for variant in sorted({r["variant"] for r in summary}):
+        rows = sorted((r for r in summary if r["variant"] == variant), key=lambda r: r["level"])
+        levels = [r["level"] for r in rows]
+        left.plot(levels, [r["tokens_per_s"] for r in rows], marker="o", label=variant)
+        right.plot(levels, [r["p99_ms"] for r in rows], marker="o", label=variant)
+    for axis, label in ((left, "output tokens/s"), (right, "p99 latency (ms)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrency (closed loop)")
+        axis.set_ylabel(label)
+        axis.grid(True, alpha=0.3)
+    right.set_yscale("log")
+    left.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,208 @@
+"""The decoding variants the benchmark compares, all on one bundle (and its checkpoint).
+
+Each has `name`, `await start()`, `await call(text) -> (tokens, words, ttft_s | None)`, `await
+stop()`. The per-request baselines run in-process in a pool of `workers` threads, each decoding
+one request at a time with `threads` intra-op threads (a server with a worker pool, minus gRPC:
+this favours the baselines). The server variant talks real gRPC to an `s2s serve` subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from export.ort_decoder import max_output_length
+from s2s.bundle import Bundle
+
+
+@dataclass(frozen=True)
+class DecodeSetup:
+    beam_size: int = 1  # 5 for the beam-search runs
+    precision: str = "fp32"  # "fp32" | "int8"
+    workers: int = 2  # baseline worker threads (one request at a time each)
+    threads: int = 1  # intra-op threads per baseline worker
+    server_threads: int = 0  # the server's intra-op threads; 0 = one per core
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+class _PoolVariant:
+    name = ""
+
+    def __init__(self, bundle: Bundle, setup: DecodeSetup):
+        self.bundle, self.setup = bundle, setup
+        self.pool = ThreadPoolExecutor(setup.workers, thread_name_prefix=f"bench-{self.name}")
+
+    def _decode(self, text: str) -> tuple[int, int, float | None]:
+        raise NotImplementedError
+
+    async def call(self, text: str) -> tuple[int, int, float | None]:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, self._decode, text)
+
+    async def stop(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+class TorchEager(_PoolVariant):
+    """(a) The PyTorch reference decoder on the checkpoint, one request at a time per worker."""
+
+    name = "torch-eager"
+
+    def __init__(self, bundle: Bundle, setup: DecodeSetup, checkpoint: Path):
+        super().__init__(bundle, setup)
+        self.checkpoint = checkpoint
+
+    async def start(self) -> None:
+        import torch  # only this baseline needs torch
+
+        from training.decode import DecodeConfig, decode
+        from training.model import load_checkpoint
+
+        torch.set_num_threads(self.setup.threads)
+        self.model, _ = load_checkpoint(self.checkpoint)
+        self._decode_fn, self._config = decode, DecodeConfig
+
+    def _decode(self, text: str) -> tuple[int, int, float | None]:
+        ids = self.bundle.src_tokenizer.encode(text)
+        max_len = max_output_length(len(ids), self.bundle.max_length, self.bundle.max_length_ratio)
+        config = self._config(beam_size=self.setup.beam_size, max_len=max_len, batch_size=1)
+        best = self._decode_fn(self.model, [ids], config)[0][0]
+        return len(best.tokens), _words(self.bundle.tgt_tokenizer.decode(best.tokens)), None
+
+
+class OrtPerRequest(_PoolVariant):
+    """(b) export/ort_decoder.py: ONNX Runtime, one request's loop at a time per worker."""
+
+    name = "ort-per-request"
+
+    async def start(self) -> None:
+        from export.ort_decoder import DecodeConfig, OrtDecoder, OrtModel
+
+        model = OrtModel(self.bundle, precision=self.setup.precision, threads=self.setup.threads)
+        self.decoder, self._config = OrtDecoder(model), DecodeConfig(beam_size=self.setup.beam_size)
+
+    def _decode(self, text: str) -> tuple[int, int, float | None]:
+        best = self.decoder.decode_ids(self.bundle.src_tokenizer.encode(text), self._config)[0]
+        return len(best.tokens), _words(self.bundle.tgt_tokenizer.decode(best.tokens)), None
+
+
+class InProcessScheduler:
+    """The continuous-batching scheduler without gRPC, in this process (to split gRPC's cost)."""
+
+    name = "scheduler-in-process"
+
+    def __init__(self, bundle: Bundle, setup: DecodeSetup, max_rows: int = 128):
+        self.bundle, self.setup, self.max_rows = bundle, setup, max_rows
+
+    async def start(self) -> None:
+        from service.runner import Runner, RunnerConfig
+        from service.scheduler import Scheduler, SchedulerConfig
+
+        config = RunnerConfig(intra_op_threads=self.setup.server_threads, precision=self.setup.precision)
+        runner = Runner.from_bundle(self.bundle, config)
+        runner.warm_up()
+        limits = SchedulerConfig(max_rows=max(self.max_rows, self.setup.beam_size), max_queue=4096)
+        self.scheduler = Scheduler(runner, limits)
+        await self.scheduler.start()
+
+    async def call(self, text: str) -> tuple[int, int, float | None]:
+        from service.handle import DecodeRequest
+
+        ids = self.bundle.src_tokenizer.encode(text)
+        max_len = max_output_length(len(ids), self.bundle.max_length, self.bundle.max_length_ratio)
+        request = DecodeRequest(ids, self.setup.beam_size, 1, max_len)
+        best = (await self.scheduler.submit(request).result()).hypotheses[0]
+        return len(best.tokens), _words(self.bundle.tgt_tokenizer.decode(best.tokens)), None
+
+    async def stop(self) -> None:
+        await self.scheduler.stop(grace=5)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class GrpcServer:
+    """(c) The s2s server over real gRPC: an `s2s serve` subprocess, or `target` if given."""
+
+    name = "s2s-server"
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        setup: DecodeSetup,
+        stream: bool = False,
+        target: str | None = None,
+        max_rows=128,
+    ):
+        self.bundle, self.setup, self.stream, self.target = bundle, setup, stream, target
+        self.max_rows = max_rows
+        self.process: subprocess.Popen | None = None
+        if stream:
+            self.name = "s2s-server-stream"
+
+    async def start(self) -> None:
+        from service.client import AsyncTranslatorClient
+
+        if self.target is None:
+            port = _free_port()
+            self.target = f"127.0.0.1:{port}"
+            command = [sys.executable, "-m", "s2s.cli", "--log-level", "WARNING", "serve",
+                       "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "off",
+                       "--bundle", str(self.bundle.path), "--precision", self.setup.precision,
+                       "--threads", str(self.setup.server_threads), "--max-rows", str(self.max_rows),
+                       "--max-queue", "4096"]  # fmt: skip
+            self.process = subprocess.Popen(command, env=os.environ.copy())
+        self.client = AsyncTranslatorClient(self.target, timeout=120)
+        await self._wait_serving(60)
+
+    async def _wait_serving(self, timeout: float) -> None:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self.client.channel)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"s2s serve exited with {self.process.returncode}")
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"s2s server at {self.target} not SERVING after {timeout:.0f} s")
+            await asyncio.sleep(0.2)
+
+    async def call(self, text: str) -> tuple[int, int, float | None]:
+        if not self.stream:
+            best = (await self.client.translate_one(text, beam_size=self.setup.beam_size)).hypotheses[0]
+            return len(best.token_ids), _words(best.text), None
+        started, first = time.perf_counter(), None
+        async for item in self.client.stream(text, beam_size=self.setup.beam_size):
+            if first is None:
+                first = time.perf_counter() - started
+            result = item
+        best = result.hypotheses[0]
+        return len(best.token_ids), _words(best.text), first
+
+    async def stop(self) -> None:
+        await self.client.close()
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
