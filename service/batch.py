@@ -39,6 +39,7 @@ class DecodeBatch:
     # -- bookkeeping -----------------------------------------------------------------------------
     row_owner: np.ndarray  # (R,) int64, the request key of each row; equal keys are contiguous
     encoder_generation: int = field(default_factory=lambda: next(_encoder_generations))
+    _ranges: dict[int, tuple[int, int]] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         rows = self.row_owner.shape[0]
@@ -124,6 +125,7 @@ class DecodeBatch:
             prev_tokens=self.prev_tokens,
             row_owner=self.row_owner,
             encoder_generation=self.encoder_generation,
+            _ranges=self._ranges,
         )
 
     def select(self, index: np.ndarray, prev_tokens: np.ndarray | None = None) -> DecodeBatch | None:
@@ -153,6 +155,7 @@ class DecodeBatch:
                 prev_tokens=prev_tokens,
                 row_owner=self.row_owner,
                 encoder_generation=self.encoder_generation,
+                _ranges=self._ranges,  # same layout, same ranges
             )
         src_mask = self.src_mask[index]
         real = np.flatnonzero(src_mask.any(axis=0))
@@ -169,13 +172,17 @@ class DecodeBatch:
 
     def row_ranges(self) -> dict[int, tuple[int, int]]:
         """request key -> (first row, one past the last row)."""
+        if self._ranges is not None:
+            return self._ranges
         owners = self.row_owner
         if owners.size == 0:
             return {}
-        starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
-        stops = np.r_[starts[1:], owners.size]
-        ranges = {int(owners[s]): (int(s), int(e)) for s, e in zip(starts, stops, strict=True)}
-        assert len(ranges) == starts.size, "rows of one request must be contiguous"
+        changes = (np.flatnonzero(owners[1:] != owners[:-1]) + 1).tolist()
+        starts, stops = [0, *changes], [*changes, int(owners.size)]
+        keys = owners[starts].tolist()
+        ranges = {key: (s, e) for key, s, e in zip(keys, starts, stops, strict=True)}
+        assert len(ranges) == len(starts), "rows of one request must be contiguous"
+        self._ranges = ranges
         return ranges
 
 

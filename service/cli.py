@@ -262,11 +262,14 @@ def translate(args: argparse.Namespace) -> int:
     try:
         with TranslatorClient(args.server, timeout=args.timeout) as client:
             if args.stream:
+                shown = ""  # the text printed so far; each token extends it
                 for item in client.stream(args.texts[0], args.model or None, **options):
                     if isinstance(item, StreamToken):
-                        print(item.token, end=" ", flush=True)
+                        new = item.text[len(shown) :] if item.text.startswith(shown) else "\n" + item.text
+                        print(new, end="", flush=True, file=sys.stderr)
+                        shown = item.text
                     else:
-                        print()
+                        print(file=sys.stderr)
                         translations = [item]
             else:
                 translations = client.translate(args.texts, args.model or None, **options)
@@ -291,9 +294,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     try:
         bench = importlib.import_module("service.bench.cli")
     except ModuleNotFoundError as exc:
-        if exc.name and "service.bench".startswith(exc.name) or exc.name == "service.bench.cli":
+        if exc.name in ("service.bench", "service.bench.cli"):
             return
-        raise
+        raise  # a dependency of the bench is missing: say so rather than hide the command
     bench.add_commands(sub)
 
 

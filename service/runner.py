@@ -47,7 +47,7 @@ class RunnerConfig:
     optimization: str = "all"  # "disable" | "basic" | "extended" | "all"
     use_saved_optimized: bool = True  # load *.opt.onnx when the bundle has them (faster start)
     precision: str = "fp32"  # "fp32" or a bundle variant such as "int8" (see Bundle.precisions())
-    allow_spinning: bool = True  # ORT worker threads busy-wait between ops; off saves CPU for gRPC
+    allow_spinning: bool = False  # busy-waiting ORT threads starve gRPC and Python on shared cores
     warmup_rows: tuple[int, ...] = (1, 8, 64)  # decoder batch sizes run once before serving
     warmup_src_len: int = 16  # source length of the warm-up inputs
     device_id: int = 0  # CUDA device

@@ -67,6 +67,7 @@ class Scheduler:
         self._waiting: collections.deque[RequestHandle] = collections.deque()
         self._abort = False  # the decode thread fails what is left with Draining and exits
         self._draining = False
+        self._live: set[RequestHandle] = set()  # event loop's view: submitted, not yet answered
         # Owned by the decode thread:
         self._running: dict[int, Running] = {}  # key -> state, for the rows in self._batch
         self._batch: DecodeBatch | None = None
@@ -87,8 +88,11 @@ class Scheduler:
         the rest with Draining and stop the decode thread."""
         self._draining = True
         deadline = time.monotonic() + grace
-        while (self._waiting or self._running) and time.monotonic() < deadline:
+        while self._live and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
+        for handle in list(self._live):  # answer now, even while a step is still running
+            handle._finish(Draining("server is shutting down"))
+        self._live.clear()
         with self._cv:
             self._abort = True
             self._cv.notify()
@@ -126,6 +130,7 @@ class Scheduler:
             handle = RequestHandle(request, next(self._keys), _on_cancel=self._cancel)
             self._waiting.append(handle)
             self._cv.notify()
+        self._live.add(handle)
         self.observer.request_queued(len(request.src_ids))
         return handle
 
@@ -151,6 +156,7 @@ class Scheduler:
             if waiting:
                 self._waiting.remove(handle)
         handle._finish(Cancelled("the client cancelled the request"))
+        self._live.discard(handle)
         if waiting:
             self.observer.request_finished("cancelled", time.monotonic() - handle.submitted, 0)
 
@@ -160,6 +166,7 @@ class Scheduler:
                 handle._emit(item)
             else:
                 handle._finish(item)
+                self._live.discard(handle)
 
     # -- the decode thread -----------------------------------------------------------------------
     def _decode_thread(self) -> None:

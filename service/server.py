@@ -122,6 +122,7 @@ async def running_server(config: ServerConfig) -> AsyncIterator[RunningServer]:
     server = grpc.aio.server(
         interceptors=[interceptor],  # first: it sees the final status of every call
         options=[
+            ("grpc.so_reuseport", 0),  # a second server on a taken port must fail, not share it
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
@@ -145,9 +146,11 @@ async def running_server(config: ServerConfig) -> AsyncIterator[RunningServer]:
     running = RunningServer(config, server, health_servicer, registry, port, lazy.metrics, metrics_server)
     try:
         await server.start()
-        await registry.start()
         if config.warmup:
+            # Before the decode loops start: a runner is driven by one thread at a time. Calls
+            # that arrive meanwhile wait in the queue (health still says NOT_SERVING).
             await asyncio.to_thread(registry.warm_up)
+        await registry.start()
         for name in HEALTH_SERVICES:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         lazy.metrics.set_serving(True)

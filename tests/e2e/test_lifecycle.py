@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import grpc
+import onnxruntime
 import pytest
-from e2e_support import ENDLESS_MODEL
+from e2e_support import ENDLESS_MODEL, E2EModels, e2e_config
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from s2s.v1 import translator_pb2 as pb
 from s2s.v1 import translator_pb2_grpc as pb_grpc
-from service.server import RunningServer
+from service.client import AsyncTranslatorClient
+from service.runner import ProviderUnavailable
+from service.server import RunningServer, StartupError, running_server
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -80,3 +84,24 @@ async def test_drain_reports_not_serving_first_and_lets_in_flight_requests_finis
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Translate(pb.TranslateRequest(texts=["1 May 2001"]), timeout=5)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_cuda_falls_back_to_cpu_unless_required(models: E2EModels) -> None:
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: nothing to fall back from")
+    config = e2e_config(models)
+    cuda = dataclasses.replace(config.runner, provider="cuda")
+    async with running_server(dataclasses.replace(config, runner=cuda)) as server:
+        async with AsyncTranslatorClient(server.address, timeout=30) as client:
+            assert (await client.model_info()).execution_provider == "cpu"
+    required = dataclasses.replace(cuda, require_provider=True)
+    with pytest.raises(ProviderUnavailable, match="CUDAExecutionProvider"):
+        async with running_server(dataclasses.replace(config, runner=required)):
+            pass
+
+
+async def test_a_second_server_on_a_taken_port_fails(models: E2EModels, server: RunningServer) -> None:
+    taken = e2e_config(models, port=server.port, warmup=False)
+    with pytest.raises(StartupError, match=f"cannot listen on 127.0.0.1:{server.port}"):
+        async with running_server(taken):
+            pass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 
 from export.exporter import ExportConfig, export_model
@@ -23,6 +24,7 @@ SCORES = ("dot", "general", "concat", "additive")
 HELD_OUT = 200
 MAX_LEN = 16  # dates are 10 characters; room for a model that rambles
 SCORE_TOLERANCE = 1e-4  # hypothesis scores: sums of float32 log-probs from two runtimes
+ATTENTION_TOLERANCE = 1e-4  # attention weights, returned to clients with return_attention
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +62,11 @@ def _assert_same(reference, ours, label):
         )
         for ref, got in zip(ref_hyps, ort_hyps, strict=True):
             assert got.score == pytest.approx(ref.score, abs=SCORE_TOLERANCE), f"{label}: input {i}"
+            if ref.attention is not None:
+                assert got.attention.shape == ref.attention.shape, f"{label}: input {i}"
+                assert np.abs(got.attention - ref.attention).max() <= ATTENTION_TOLERANCE, (
+                    f"{label}: input {i}"
+                )
 
 
 @pytest.mark.parametrize(
@@ -71,11 +78,18 @@ def test_ort_decoder_equals_pytorch_reference(exported, beam_size, n_best, lengt
     from training.decode import DecodeConfig as ReferenceConfig
     from training.decode import decode
 
+    keep_attention = beam_size > 1  # attention rows are compared too, on the beam runs
     model, decoder, sources = exported
     reference = decode(
         model,
         sources,
-        ReferenceConfig(beam_size=beam_size, n_best=n_best, max_len=MAX_LEN, length_penalty=length_penalty),
+        ReferenceConfig(
+            beam_size=beam_size,
+            n_best=n_best,
+            max_len=MAX_LEN,
+            length_penalty=length_penalty,
+            keep_attention=keep_attention,
+        ),
     )
     config = DecodeConfig(
         beam_size=beam_size,
@@ -85,6 +99,7 @@ def test_ort_decoder_equals_pytorch_reference(exported, beam_size, n_best, lengt
         length_penalty=length_penalty,
     )
     ours = [decoder.decode_ids(src, config) for src in sources]
+    assert (reference[0][0].attention is not None) == keep_attention
     _assert_same(reference, ours, f"{model.cfg.cell}/{model.cfg.score} beam={beam_size}")
     # Not a vacuous pass: the models must mostly stop on <eos>, with real outputs.
     assert sum(h[0].finish_reason == "eos" for h in ours) > HELD_OUT // 2

@@ -1,0 +1,60 @@
+"""export/ort_decoder.py on a real bundle: limits, attention, n-best, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from export.ort_decoder import DecodeConfig, OrtDecoder, OrtModel, max_output_length
+
+
+@pytest.fixture(scope="module")
+def decoder(tiny_bundle):
+    return OrtDecoder(OrtModel(tiny_bundle, threads=1))
+
+
+def test_max_output_length():
+    assert max_output_length(10, 128, 3.0) == 30
+    assert max_output_length(10, 20, 3.0) == 20
+    assert max_output_length(10, 20, 0.0) == 20, "ratio 0 means no ratio cap"
+    assert max_output_length(1, 128, 0.1) == 1, "never below one token"
+
+
+def test_every_precision_decodes_the_same_date(tiny_bundle):
+    outputs = {}
+    for precision in ("fp32", "int8", "fp16"):
+        for optimized in (False, True):
+            model = OrtModel(tiny_bundle, precision=precision, optimized=optimized, threads=1)
+            text, hyp = OrtDecoder(model).translate("10 July 2007", DecodeConfig(beam_size=3))[0]
+            assert hyp.finish_reason == "eos"
+            outputs[precision, optimized] = text
+    assert len(set(outputs.values())) == 1, outputs
+
+
+def test_length_cap_stops_with_max_length(decoder):
+    [hyp] = decoder.decode_ids(
+        decoder.bundle.src_tokenizer.encode("10 July 2007"), DecodeConfig(max_length=3)
+    )
+    assert len(hyp.tokens) == 3 and hyp.finish_reason == "max_length"
+
+
+def test_n_best_are_distinct_and_ranked(decoder):
+    hyps = decoder.decode_ids(
+        decoder.bundle.src_tokenizer.encode("3/4/99"), DecodeConfig(beam_size=5, n_best=5, length_penalty=0.6)
+    )
+    assert len(hyps) == 5
+    assert len({tuple(h.tokens) for h in hyps}) == 5
+    assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+
+
+def test_attention_rows_cover_the_source(decoder):
+    src = decoder.bundle.src_tokenizer.encode("Tuesday, 10 July 2007")
+    [hyp] = decoder.decode_ids(src, DecodeConfig(beam_size=2, keep_attention=True))
+    assert hyp.attention.shape[1] == len(src)
+    assert hyp.attention.shape[0] >= len(hyp.tokens)
+    assert np.allclose(hyp.attention.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_empty_source_is_refused(decoder):
+    with pytest.raises(ValueError, match="empty source"):
+        decoder.decode_ids([])
