@@ -23,7 +23,11 @@ for _ in $(seq 1 120); do
 done
 
 address="localhost:$S2S_PORT"
-.venv/bin/s2s translate --server "$address" "Tuesday, 10 July 2007" "10/07/07" "10 juil. 2007" "3 de marzo de 1999"
+for text in "Tuesday, 10 July 2007" "10/07/07" "10 juil. 2007" "3 de marzo de 1999"; do
+  printf '%-24s -> %s\n' "$text" "$(.venv/bin/s2s translate --server "$address" "$text")"
+done
+echo "beam 5, two best hypotheses with their scores:"
 .venv/bin/s2s translate --server "$address" --beam 5 --n-best 2 "Mittwoch, 24. November 2026"
+echo "streamed token by token under beam search:"
 .venv/bin/s2s translate --server "$address" --beam 5 --stream "le 1er janvier 2000"
 echo "demo: metrics at http://localhost:$S2S_METRICS_PORT/metrics; the server stops now."

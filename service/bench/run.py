@@ -50,9 +50,11 @@ async def run_plan(variants: list, texts: list[str], plan: BenchPlan) -> list[di
                     **summarize(outcomes, wall),
                 }
                 runs.append(row)
+                mode = "rate" if plan.open_loop else "conc"
                 print(
-                    f"  {variant.name:<22} {'rate' if plan.open_loop else 'conc'} {level:>6g} round {round_index}: "
-                    f"{row['tokens_per_s']:>9.1f} tok/s  p99 {row['latency_ms']['p99']} ms  errors {row['errors']}",
+                    f"  {variant.name:<22} {mode} {level:>6g} round {round_index}: "
+                    f"{row['tokens_per_s']:>9.1f} tok/s  p99 {row['latency_ms']['p99']} ms  "
+                    f"errors {row['errors']}",
                     flush=True,
                 )
     return runs

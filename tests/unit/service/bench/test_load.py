@@ -1,0 +1,92 @@
+"""The benchmark's load generator, summary and inputs (no timing is asserted, only counting)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from service.bench.inputs import tsv_test_split
+from service.bench.load import Outcome, closed_loop, open_loop, summarize
+from service.bench.run import combine, format_table
+
+
+class _Refused(Exception):
+    def code(self):
+        class _Code:
+            name = "RESOURCE_EXHAUSTED"
+
+        return _Code()
+
+
+async def test_closed_loop_sends_count_requests_with_at_most_concurrency_in_flight():
+    in_flight, peak, seen = 0, 0, []
+
+    async def call(text):
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        seen.append(text)
+        await asyncio.sleep(0.001)
+        in_flight -= 1
+        return 3, 2, None
+
+    outcomes, wall = await closed_loop(call, ["a", "b", "c"], concurrency=4, duration_s=None, count=10)
+    assert len(outcomes) == 10 and peak == 4 and wall > 0
+    assert seen[:6] == ["a", "b", "c", "a", "b", "c"]  # inputs in order, cycling
+    assert all(o.code == "OK" and o.tokens == 3 for o in outcomes)
+
+
+async def test_errors_are_counted_by_status_code_name():
+    calls = 0
+
+    async def call(text):
+        nonlocal calls
+        calls += 1
+        if calls % 2:
+            raise _Refused()
+        return 1, 1, 0.001
+
+    outcomes, wall = await open_loop(call, ["x"], rate=2000, duration_s=None, count=6)
+    summary = summarize(outcomes, wall)
+    assert summary["requests"] == 6 and summary["ok"] == 3
+    assert summary["errors"] == {"RESOURCE_EXHAUSTED": 3}
+    assert summary["ttft_ms"]["p50"] == pytest.approx(1.0)
+
+
+def test_summary_percentiles_and_rates():
+    outcomes = [
+        Outcome(latency_s=i / 1000, ttft_s=None, tokens=10, words=5, code="OK") for i in range(1, 101)
+    ]
+    summary = summarize(outcomes, wall_s=2.0)
+    assert (
+        summary["requests_per_s"] == 50 and summary["tokens_per_s"] == 500 and summary["words_per_s"] == 250
+    )
+    assert summary["latency_ms"]["p50"] == pytest.approx(50.5)
+    assert summary["latency_ms"]["p99"] == pytest.approx(99.01)
+    assert summary["ttft_ms"] is None and summary["errors"] == {}
+
+
+def test_combine_takes_medians_over_rounds_and_ratios_to_the_baselines():
+    def run(variant, tokens, p99, round_index):
+        latency = {"p50": 1, "p95": 1, "p99": p99}
+        return {"variant": variant, "level": 64, "round": round_index, "requests_per_s": 1,
+                "tokens_per_s": tokens, "words_per_s": 1, "latency_ms": latency, "ttft_ms": None,
+                "errors": {}}  # fmt: skip
+
+    runs = [run("ort-per-request", 100, 50, 0), run("ort-per-request", 300, 70, 1)]
+    runs += [run("s2s-server", 1000, 40, 0), run("s2s-server", 1200, 30, 1)]
+    summary = {r["variant"]: r for r in combine(runs)}
+    assert summary["ort-per-request"]["tokens_per_s"] == 200
+    assert summary["s2s-server"]["tokens_x_ort-per-request"] == 5.5
+    assert summary["s2s-server"]["p99_x_ort-per-request"] == 0.58
+    assert "| 64 | s2s-server | 1.0 | 1100.0 |" in format_table(list(summary.values()), open_loop=False)
+
+
+def test_tsv_test_split_takes_every_twentieth_line_from_the_eighth(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text("".join(f"src {i}\ttgt {i}\tcredit\n" for i in range(60)), encoding="utf-8")
+    assert tsv_test_split(path) == [("src 7", "tgt 7"), ("src 27", "tgt 27"), ("src 47", "tgt 47")]
+    (tmp_path / "short.tsv").write_text("a\tb\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no test-split lines"):
+        tsv_test_split(tmp_path / "short.tsv")
