@@ -1,7 +1,10 @@
-"""Accuracy and speed of a bundle's int8 graphs against its fp32 graphs, on the held-out dates.
+"""Accuracy and speed of a bundle's int8 graphs against its fp32 graphs, on a held-out split.
 
-    .venv/bin/python benchmarks/quant_accuracy.py [--bundle s2s/bundles/dates/1] [--limit 2000]
-        [--beams 1,5] [--threads 1] [--out benchmarks/results/quant_accuracy.json]
+    .venv/bin/python benchmarks/quant_accuracy.py [--bundle s2s/bundles/dates/1] [--data dates]
+        [--limit 2000] [--beams 1,5] [--threads 1] [--out benchmarks/results/quant_accuracy.json]
+
+--data: "dates" (the 2,000 held-out dates) or a pair file (its test split, as `s2s evaluate` cuts
+it); default: the data the bundle's model was trained on.
 
 Decodes each held-out input with the numpy + ONNX Runtime decoder (export/ort_decoder.py, one
 request at a time, as the baseline server loop), fp32 and int8 alternating per input so machine
@@ -28,7 +31,8 @@ from s2s.bundle import DEFAULT_BUNDLE_DIR, load_bundle
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", default=str(DEFAULT_BUNDLE_DIR))
-    parser.add_argument("--limit", type=int, default=2000, help="held-out dates to decode")
+    parser.add_argument("--data", default="", help="'dates' or a pair file (default: the bundle's)")
+    parser.add_argument("--limit", type=int, default=2000, help="test pairs to decode at most")
     parser.add_argument("--beams", default="1,5")
     # One thread: a small model's step is too short to split, and spinning threads suffer most on a
     # shared machine.
@@ -36,10 +40,11 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/quant_accuracy.json")
     args = parser.parse_args()
 
-    from training.dates import held_out_pairs
+    from training.evaluate import split_pairs_of
 
-    pairs = held_out_pairs()[: args.limit]
     bundle = load_bundle(args.bundle)
+    data = args.data or bundle.training.get("data") or "dates"
+    pairs = [(p.src, p.tgt.strip()) for p in split_pairs_of(data, "test")[: args.limit]]
     decoders = {p: OrtDecoder(OrtModel(bundle, precision=p, threads=args.threads)) for p in ("fp32", "int8")}
     results = []
     for beam in [int(b) for b in args.beams.split(",")]:
@@ -69,6 +74,7 @@ def main() -> None:
             print_row(row, header=len(results) == 1)
     meta = {
         "bundle": f"{bundle.name}/{bundle.version}",
+        "data": data,
         "model": vars(bundle.model),
         "threads": args.threads,
         "onnxruntime": ort.__version__,

@@ -62,6 +62,9 @@ class TorchEager(_PoolVariant):
         self.checkpoint = checkpoint
 
     async def start(self) -> None:
+        # OpenMP threads that busy-wait after each op would steal the cores from the variants
+        # that run after this one in the same process; read by OpenMP when torch loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import torch  # only this baseline needs torch
 
         from training.decode import DecodeConfig, decode
@@ -72,6 +75,11 @@ class TorchEager(_PoolVariant):
         self._decode_fn, self._config = decode, DecodeConfig
 
     def _decode(self, text: str) -> tuple[int, int, float | None]:
+        import torch
+
+        # The intra-op thread count is per thread under OpenMP: set it in each worker.
+        if torch.get_num_threads() != self.setup.threads:
+            torch.set_num_threads(self.setup.threads)
         ids = self.bundle.src_tokenizer.encode(text)
         max_len = max_output_length(len(ids), self.bundle.max_length, self.bundle.max_length_ratio)
         config = self._config(beam_size=self.setup.beam_size, max_len=max_len, batch_size=1)

@@ -97,6 +97,7 @@ def test_ort_decoder_equals_pytorch_reference(exported, beam_size, n_best, lengt
         max_length=MAX_LEN,
         max_length_ratio=0.0,
         length_penalty=length_penalty,
+        keep_attention=keep_attention,
     )
     ours = [decoder.decode_ids(src, config) for src in sources]
     assert (reference[0][0].attention is not None) == keep_attention
