@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from export.ort_decoder import DecodeConfig, OrtDecoder, OrtModel, max_output_length
+from s2s.bundle import DEFAULT_BUNDLE_DIR
 
 
 @pytest.fixture(scope="module")
@@ -20,15 +21,16 @@ def test_max_output_length():
     assert max_output_length(1, 128, 0.1) == 1, "never below one token"
 
 
-def test_every_precision_decodes_the_same_date(tiny_bundle):
-    outputs = {}
+def test_every_precision_of_the_shipped_bundle_translates_dates():
+    # The shipped model is confident (100% on held-out dates); the session's tiny model is not, and
+    # int8 could flip its near-ties, so precisions are compared on the shipped bundle.
     for precision in ("fp32", "int8", "fp16"):
         for optimized in (False, True):
-            model = OrtModel(tiny_bundle, precision=precision, optimized=optimized, threads=1)
-            text, hyp = OrtDecoder(model).translate("10 July 2007", DecodeConfig(beam_size=3))[0]
-            assert hyp.finish_reason == "eos"
-            outputs[precision, optimized] = text
-    assert len(set(outputs.values())) == 1, outputs
+            model = OrtModel(DEFAULT_BUNDLE_DIR, precision=precision, optimized=optimized, threads=1)
+            decoder = OrtDecoder(model)
+            for text, iso in (("Tuesday, 10 July 2007", "2007-07-10"), ("3 de marzo de 1999", "1999-03-03")):
+                out, hyp = decoder.translate(text, DecodeConfig(beam_size=3))[0]
+                assert (out, hyp.finish_reason) == (iso, "eos"), (precision, optimized, text)
 
 
 def test_length_cap_stops_with_max_length(decoder):
