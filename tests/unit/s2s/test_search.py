@@ -110,3 +110,27 @@ def test_shape_mismatch_is_an_error():
     search = BeamSearch(beam_size=2)
     with pytest.raises(ValueError, match="expected candidates for 1 rows"):
         search.advance(np.zeros((2, 4), np.float32), np.zeros((2, 4), np.int64))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.8])
+def test_greedy_fast_path_equals_the_general_rule(alpha):
+    # Ties included: quantised log-probs make equal candidates common.
+    def quantised(prefix):
+        return np.round(toy_log_probs(prefix) / 4) * 4
+
+    for max_len in (1, 4, 12):
+        outcomes = []
+        for fast in (True, False):
+            search = BeamSearch(beam_size=1, max_len=max_len, length_penalty=alpha, keep_attention=True)
+            search.greedy_fast_path = fast
+            prefix, stable = (), []
+            while not search.done:
+                lps = quantised(prefix).astype(np.float32)[None, :]
+                ids = np.argsort(-lps, axis=1, kind="stable")[:, : search.k]
+                search.advance(np.take_along_axis(lps, ids, axis=1), ids, np.ones((1, 2), np.float32) / 2)
+                stable.append(search.stable_prefix())
+                if not search.done:
+                    prefix += (int(search.next_tokens[0]),)
+            (hyp,) = search.results()
+            outcomes.append((hyp.tokens, hyp.token_log_probs, hyp.score, hyp.finish_reason, stable))
+        assert outcomes[0] == outcomes[1]
