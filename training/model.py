@@ -259,6 +259,7 @@ def save_checkpoint(path: str | Path, model: Seq2Seq, **fields) -> None:
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is as readable as any file written
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
