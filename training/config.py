@@ -44,6 +44,9 @@ class TrainConfig:
     bidirectional: bool = _opt(True, "bidirectional encoder")
     dropout: float = _opt(0.1, "dropout on embeddings, between layers and on the attentional vector")
     attn_dim: int = _opt(0, "concat/additive attention size (0: the hidden size)")
+    score_scale: float = _opt(
+        1.0, "multiply dot/general scores (1/sqrt(hidden), e.g. 0.0625 for 256, stops saturation)"
+    )
     # -- optimisation
     batch_size: int = _opt(64, "sentence pairs per batch (per process under torchrun)")
     lr: float = _opt(2e-3, "Adam learning rate")
@@ -84,6 +87,7 @@ class TrainConfig:
     def model_fields(self) -> dict:
         """The ModelConfig arguments (vocabulary sizes come from the data)."""
         keys = ("cell", "score", "emb_dim", "hidden", "layers", "bidirectional", "dropout", "attn_dim")
+        keys += ("score_scale",)
         return {k: getattr(self, k) for k in keys}
 
 

@@ -45,6 +45,10 @@ class ModelConfig:
     bidirectional: bool = True
     dropout: float = 0.3  # on embeddings, between RNN layers, and on the attentional vector
     attn_dim: int = 0  # concat/additive attention size; 0 means `hidden`
+    # Multiplies dot/general scores. 1 is Luong's (and the lecture's) unscaled score; 1/sqrt(hidden)
+    # keeps `general` from saturating its softmax under Adam (docs/training.md). Folded into the
+    # keys, so bundles and the server do not change.
+    score_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -59,6 +63,8 @@ class ModelConfig:
             raise ValueError(f"sizes must be positive: {self}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.score_scale > 0:
+            raise ValueError(f"score_scale must be positive, got {self.score_scale}")
         if self.attn_dim == 0:
             self.attn_dim = self.hidden
 
@@ -129,9 +135,10 @@ class Attention(nn.Module):
     """Scores a decoder state against every encoder state, masks padding, softmaxes, and returns
     the weighted sum of encoder states (the context vector) with the weights."""
 
-    def __init__(self, score: str, hidden: int, attn_dim: int):
+    def __init__(self, score: str, hidden: int, attn_dim: int, scale: float = 1.0):
         super().__init__()
         self.score = score
+        self.scale = scale  # dot/general only: concat/additive are bounded by tanh already
         if score == "general":
             self.key_proj = nn.Linear(hidden, hidden, bias=False)  # W_a
         elif score in ("concat", "additive"):
@@ -143,7 +150,10 @@ class Attention(nn.Module):
 
     def keys(self, memory: torch.Tensor) -> torch.Tensor:
         """The part of the score that depends only on the source, computed once per sentence."""
-        return memory if self.score == "dot" else self.key_proj(memory)
+        if self.score in ("concat", "additive"):
+            return self.key_proj(memory)
+        keys = memory if self.score == "dot" else self.key_proj(memory)
+        return keys if self.scale == 1.0 else keys * self.scale
 
     def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         if self.score in ("dot", "general"):
@@ -167,7 +177,7 @@ class Decoder(nn.Module):
         self.cells = nn.ModuleList(
             cell(cfg.emb_dim + cfg.hidden if i == 0 else cfg.hidden, cfg.hidden) for i in range(cfg.layers)
         )
-        self.attention = Attention(cfg.score, cfg.hidden, cfg.attn_dim)
+        self.attention = Attention(cfg.score, cfg.hidden, cfg.attn_dim, cfg.score_scale)
         self.combine = nn.Linear(2 * cfg.hidden, cfg.hidden, bias=False)  # W_c [ctx; h]
         self.out = nn.Linear(cfg.hidden, cfg.tgt_vocab_size)
         self.dropout = nn.Dropout(cfg.dropout)

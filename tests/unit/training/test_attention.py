@@ -39,3 +39,15 @@ def test_padding_gets_no_attention(score: str) -> None:
     _, weights = attention(torch.randn(1, 4), attention.keys(memory), memory, mask)
     assert weights[0, 2].item() == 0.0
     assert weights.sum().item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("score", ["dot", "general"])
+def test_score_scale_multiplies_the_scores_through_the_keys(score: str) -> None:
+    # Scaling lives in the keys, so exported encoders carry it and the decoder step is unchanged.
+    torch.manual_seed(0)
+    plain = Attention(score, hidden=4, attn_dim=4)
+    scaled = Attention(score, hidden=4, attn_dim=4, scale=0.25)
+    scaled.load_state_dict(plain.state_dict())
+    memory, query = torch.randn(2, 3, 4), torch.randn(2, 4)
+    expected = 0.25 * plain.scores(query, plain.keys(memory))
+    assert torch.allclose(scaled.scores(query, scaled.keys(memory)), expected, atol=1e-6)
