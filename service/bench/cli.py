@@ -44,7 +44,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_option(p, "--threads", type=int, default=1, help="intra-op threads per baseline worker")
     add_option(p, "--server-threads", type=int, default=0, help="server intra-op threads; 0 = per core")
     add_option(p, "--max-rows", type=int, default=128, help="server/scheduler decoder rows per step")
-    add_option(p, "--server", default="", help="use a running server at HOST:PORT instead of starting one")
+    add_option(
+        p,
+        "--server",
+        default="",
+        help="use a running server at HOST:PORT instead of starting one (pass the --bundle it serves: "
+        "the other variants and the JSON's conditions use it)",
+    )
     add_option(p, "--out", type=Path, default=Path("bench.json"), help="JSON results file")
     add_option(p, "--plot", type=Path, default=None, help="PNG of tokens/s and p99 against concurrency")
     p.set_defaults(func=bench)
