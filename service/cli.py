@@ -26,6 +26,8 @@ DEFAULTS = {
     "max_rows": 64,
     "max_queue": 256,
     "max_batch_wait_ms": 0.0,
+    "max_requests": 0,
+    "decode_threads": 1,
     "max_beam": 16,
     "max_src_tokens": 256,
     "max_output_len": 512,
@@ -133,6 +135,20 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         default=DEFAULTS["max_batch_wait_ms"],
         help="when idle, wait this long for more requests before a step",
     )
+    add_option(
+        p,
+        "--max-requests",
+        type=int,
+        default=DEFAULTS["max_requests"],
+        help="requests decoded together per loop; 0 = as many as --max-rows holds, 1 = no batching",
+    )
+    add_option(
+        p,
+        "--decode-threads",
+        type=int,
+        default=DEFAULTS["decode_threads"],
+        help="decode loops sharing the model's sessions (with --max-requests 1: a worker pool)",
+    )
     add_option(p, "--max-texts", type=int, default=DEFAULTS["max_texts"], help="texts per Translate call")
     add_option(
         p, "--max-text-chars", type=int, default=DEFAULTS["max_text_chars"], help="characters per text"
@@ -183,6 +199,8 @@ def server_config(args: argparse.Namespace):  # -> service.config.ServerConfig (
             max_rows=args.max_rows,
             max_queue=args.max_queue,
             max_batch_wait_ms=args.max_batch_wait_ms,
+            max_requests=args.max_requests,
+            decode_threads=args.decode_threads,
             max_beam=args.max_beam,
             max_src_tokens=args.max_src_tokens,
             max_output_len=args.max_output_len,

@@ -26,6 +26,7 @@ from s2s.bundle import (
 from service.errors import ModelNotFound
 from service.observer import NullObserver, SchedulerObserver
 from service.runner import ProviderUnavailable, Runner, RunnerConfig
+from service.pool import SchedulerPool
 from service.scheduler import Scheduler, SchedulerConfig
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 class LoadedModel:
     bundle: Bundle
     runner: Runner
-    scheduler: Scheduler
+    scheduler: Scheduler | SchedulerPool
     bundle_sha: str  # sha256 of manifest.json, which pins every file's sha256
 
     @property
@@ -83,7 +84,12 @@ def _open_model(path: Path, runner_config: RunnerConfig, scheduler_config: Sched
     except Exception as exc:  # onnxruntime raises its own types for unreadable graphs
         raise BundleError(f"bundle {path}: ONNX Runtime cannot load its graphs: {exc}") from exc
     sha = sha256_file(bundle.path / MANIFEST)
-    scheduler = Scheduler(runner, scheduler_config, observer_for(bundle, sha, runner.provider))
+    observer = observer_for(bundle, sha, runner.provider)
+    scheduler = (
+        SchedulerPool(runner, scheduler_config, scheduler_config.decode_threads, observer)
+        if scheduler_config.decode_threads > 1
+        else Scheduler(runner, scheduler_config, observer)
+    )
     return LoadedModel(bundle, runner, scheduler, sha)
 
 

@@ -12,6 +12,7 @@ only the small decoder state and the top-k come back each step.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -164,7 +165,8 @@ class Runner:
             "topk_log_probs",
             "topk_ids",
         ]  # log_probs (rows × vocab) is never fetched: top-k is all search needs
-        self._device_encoder: tuple[int, dict[str, ort.OrtValue]] | None = None
+        # Per thread: several decode loops may share this runner (service/pool.py).
+        self._device = threading.local()  # .encoder: (encoder_generation, {name: OrtValue})
         self.hidden, self.layers = self._probe_sizes()
 
     def _open(self, path: Path, providers: list[str]) -> ort.InferenceSession:
@@ -240,8 +242,9 @@ class Runner:
         """IOBinding: encoder values stay on the device (as OrtValues) while the batch layout is
         unchanged; the small state and the top-k come back to the host each step."""
         device = ("cuda", self.config.device_id) if self.provider == "cuda" else ("cpu", 0)
-        if self._device_encoder is None or self._device_encoder[0] != batch.encoder_generation:
-            self._device_encoder = (
+        cached = getattr(self._device, "encoder", None)
+        if cached is None or cached[0] != batch.encoder_generation:
+            cached = self._device.encoder = (
                 batch.encoder_generation,
                 {
                     name: ort.OrtValue.ortvalue_from_numpy(getattr(batch, name), *device)
@@ -249,7 +252,7 @@ class Runner:
                 },
             )
         binding = self.decoder.io_binding()
-        for name, value in self._device_encoder[1].items():
+        for name, value in cached[1].items():
             binding.bind_ortvalue_input(name, value)
         host_inputs = {"prev_tokens": batch.prev_tokens, "feed": batch.feed, **batch.state}
         for name, array in host_inputs.items():
@@ -274,7 +277,7 @@ class Runner:
                 list(range(rows)), enc.memory, enc.keys, lengths, enc.init_state, self.graphs.bos_id
             )
             self.step(batch, k=10)
-        self._device_encoder = None
+        self._device.encoder = None
         seconds = time.perf_counter() - started
         log.info("warm-up done in %.2f s (rows %s)", seconds, self.config.warmup_rows)
         return seconds

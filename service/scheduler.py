@@ -42,16 +42,20 @@ class SchedulerConfig:
     max_rows: int = 64  # decoder rows per step across requests (a beam request holds beam_size)
     max_queue: int = 256  # requests waiting to join; submit() raises QueueFull beyond it
     max_batch_wait_ms: float = 0.0  # when idle, wait this long for more requests before starting
+    max_requests: int = 0  # requests decoded together; 0 = as many as max_rows holds, 1 = no batching
+    decode_threads: int = 1  # decode loops sharing the sessions (service/pool.py); >1 builds a pool
     max_beam: int = 16  # per-request limits, checked again at submit (the servicer checks first)
     max_src_tokens: int = 256
     max_output_len: int = 512
     retry_after_s: float = 0.1  # hint sent with QueueFull
 
     def __post_init__(self) -> None:
-        if self.max_rows < 1 or self.max_queue < 1 or self.max_batch_wait_ms < 0:
+        counts = (self.max_rows, self.max_queue, self.decode_threads)
+        if min(counts) < 1 or self.max_batch_wait_ms < 0 or self.max_requests < 0:
             raise ValueError(
-                f"need max_rows >= 1, max_queue >= 1, max_batch_wait_ms >= 0; got {self.max_rows}, "
-                f"{self.max_queue}, {self.max_batch_wait_ms}"
+                f"need max_rows >= 1, max_queue >= 1, max_batch_wait_ms >= 0, max_requests >= 0, "
+                f"decode_threads >= 1; got {self.max_rows}, {self.max_queue}, {self.max_batch_wait_ms}, "
+                f"{self.max_requests}, {self.decode_threads}"
             )
         if self.max_beam > self.max_rows:
             raise ValueError(f"max_beam ({self.max_beam}) cannot exceed max_rows ({self.max_rows})")
@@ -226,8 +230,9 @@ class Scheduler:
             self._out.append((handle, DeadlineExceeded("deadline passed while queued")))
             self.observer.request_finished("deadline", now - handle.submitted, 0)
         room = self.config.max_rows - sum(s.search.beam_size for s in self._running.values())
+        slots = self.config.max_requests - len(self._running) if self.config.max_requests else len(self._waiting)
         admitted = []
-        while self._waiting and self._waiting[0].request.beam_size <= room:
+        while self._waiting and self._waiting[0].request.beam_size <= room and len(admitted) < slots:
             handle = self._waiting.popleft()
             room -= handle.request.beam_size
             admitted.append(handle)

@@ -12,7 +12,7 @@ from pathlib import Path
 from s2s.bundle import DEFAULT_BUNDLE_DIR
 from s2s.options import add_option
 
-VARIANTS = ("torch", "ort", "sched", "server", "server-stream")
+VARIANTS = ("torch", "ort", "sched", "server", "server-stream", "server-per-request")
 
 
 def _levels(text: str) -> tuple[float, ...]:
@@ -83,9 +83,9 @@ def _make_variants(args, bundle, setup) -> list:
         elif name == "sched":
             made.append(v.InProcessScheduler(bundle, setup, args.max_rows))
         else:
-            made.append(
-                v.GrpcServer(bundle, setup, name == "server-stream", args.server or None, args.max_rows)
-            )
+            per_request = name == "server-per-request"
+            target = None if per_request else args.server or None  # --server is the batching one
+            made.append(v.GrpcServer(bundle, setup, name == "server-stream", target, args.max_rows, per_request))
     return made
 
 

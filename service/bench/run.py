@@ -17,6 +17,7 @@ from service.bench.load import closed_loop, open_loop, summarize
 from service.bench.variants import DecodeSetup
 
 BASELINE = "ort-per-request"  # ratios are against this, and against torch-eager when run
+SERVED_BASELINE = "server-per-request"  # (b) behind the same gRPC path as (c): the fair one
 
 
 @dataclass(frozen=True)
@@ -87,19 +88,21 @@ def combine(runs: list[dict]) -> list[dict]:
             }
         )
     for row in summary:
-        for base in (BASELINE, "torch-eager"):
+        for base in (BASELINE, SERVED_BASELINE, "torch-eager"):
             ref = next((s for s in summary if s["variant"] == base and s["level"] == row["level"]), None)
             if ref and ref["tokens_per_s"]:
                 row[f"tokens_x_{base}"] = round(row["tokens_per_s"] / ref["tokens_per_s"], 2)
-                if ref["p99_ms"] and row["p99_ms"]:
-                    row[f"p99_x_{base}"] = round(row["p99_ms"] / ref["p99_ms"], 2)
+                for q in ("p50", "p99"):
+                    if ref[f"{q}_ms"] and row[f"{q}_ms"]:
+                        row[f"{q}_x_{base}"] = round(row[f"{q}_ms"] / ref[f"{q}_ms"], 2)
     return summary
 
 
 def format_table(summary: list[dict], open_loop: bool) -> str:
     head = (
         f"| {'rate/s' if open_loop else 'concurrency'} | variant | req/s | tokens/s | words/s | p50 ms | "
-        "p95 ms | p99 ms | TTFT p50 ms | errors | tokens/s ÷ (b) | p99 ÷ (b) | tokens/s ÷ (a) |"
+        "p95 ms | p99 ms | TTFT p50 ms | errors | tokens/s ÷ (b) | p99 ÷ (b) | tokens/s ÷ (b served) | "
+        "p50 ÷ (b served) | p99 ÷ (b served) | tokens/s ÷ (a) |"
     )
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in summary:
@@ -108,7 +111,8 @@ def format_table(summary: list[dict], open_loop: bool) -> str:
             f"{r['words_per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
             f"{r['ttft_p50_ms'] if r['ttft_p50_ms'] is not None else '-'} | {r['errors']} | "
             f"{r.get('tokens_x_' + BASELINE, '-')} | {r.get('p99_x_' + BASELINE, '-')} | "
-            f"{r.get('tokens_x_torch-eager', '-')} |"
+            f"{r.get('tokens_x_' + SERVED_BASELINE, '-')} | {r.get('p50_x_' + SERVED_BASELINE, '-')} | "
+            f"{r.get('p99_x_' + SERVED_BASELINE, '-')} | {r.get('tokens_x_torch-eager', '-')} |"
         )
     return "\n".join(lines)
 

@@ -153,12 +153,18 @@ class GrpcServer:
         stream: bool = False,
         target: str | None = None,
         max_rows=128,
+        per_request: bool = False,
     ):
         self.bundle, self.setup, self.stream, self.target = bundle, setup, stream, target
         self.max_rows = max_rows
+        # (b) served: the same server with batching off, `workers` loops of one request each, the
+        # way a worker-pool server decodes; it pays the same gRPC path as (c).
+        self.per_request = per_request
         self.process: subprocess.Popen | None = None
         if stream:
             self.name = "s2s-server-stream"
+        if per_request:
+            self.name = "server-per-request"
 
     async def start(self) -> None:
         from service.client import AsyncTranslatorClient
@@ -169,8 +175,12 @@ class GrpcServer:
             command = [sys.executable, "-m", "s2s.cli", "--log-level", "WARNING", "serve",
                        "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "off",
                        "--bundle", str(self.bundle.path), "--precision", self.setup.precision,
-                       "--threads", str(self.setup.server_threads), "--max-rows", str(self.max_rows),
-                       "--max-queue", "4096"]  # fmt: skip
+                       "--max-rows", str(self.max_rows), "--max-queue", "4096"]  # fmt: skip
+            if self.per_request:
+                command += ["--threads", str(self.setup.threads), "--decode-threads", str(self.setup.workers),
+                            "--max-requests", "1"]  # fmt: skip
+            else:
+                command += ["--threads", str(self.setup.server_threads)]
             self.process = subprocess.Popen(command, env=os.environ.copy())
         self.client = AsyncTranslatorClient(self.target, timeout=120)
         await self._wait_serving(60)

@@ -188,15 +188,15 @@ def test_the_io_binding_path_gives_the_plain_path_s_numbers(bundle, runner):
     batch, _ = _encoded_batch(runner, [4, 9, 1])
     k = min(3, runner.graphs.tgt_vocab_size)
     plain, first = runner.step(batch, k), bound.step(batch, k)
-    cached = bound._device_encoder
+    cached = bound._device.encoder
     reordered = batch.with_state(first.state, first.feed).select(np.arange(3))  # next step, same rows
     assert reordered.encoder_generation == batch.encoder_generation
     second = bound.step(reordered, k)
-    assert bound._device_encoder is cached, "same layout: encoder values must not be uploaded again"
+    assert bound._device.encoder is cached, "same layout: encoder values must not be uploaded again"
     for name in ("feed", "attn", "topk_log_probs", "topk_ids"):
         np.testing.assert_allclose(getattr(first, name), getattr(plain, name), atol=1e-6)
     np.testing.assert_allclose(second.topk_log_probs, runner.step(reordered, k).topk_log_probs, atol=1e-6)
     dropped = reordered.select(np.array([0, 2]))
     assert dropped.encoder_generation != batch.encoder_generation
     np.testing.assert_allclose(bound.step(dropped, k).attn, runner.step(dropped, k).attn, atol=1e-6)
-    assert bound._device_encoder[0] == dropped.encoder_generation
+    assert bound._device.encoder[0] == dropped.encoder_generation

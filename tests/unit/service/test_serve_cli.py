@@ -29,6 +29,8 @@ def test_help_defaults_equal_the_dataclass_defaults() -> None:
         "max_rows": scheduler.max_rows,
         "max_queue": scheduler.max_queue,
         "max_batch_wait_ms": scheduler.max_batch_wait_ms,
+        "max_requests": scheduler.max_requests,
+        "decode_threads": scheduler.decode_threads,
         "max_beam": scheduler.max_beam,
         "max_src_tokens": scheduler.max_src_tokens,
         "max_output_len": scheduler.max_output_len,
