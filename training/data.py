@@ -138,11 +138,10 @@ def pad(
     seqs: Sequence[Sequence[int]], prefix: Sequence[int] = (), suffix: Sequence[int] = ()
 ) -> torch.Tensor:
     """(N,) lists -> (N, max_len) int64 tensor padded with PAD_ID."""
-    rows = [list(prefix) + list(s) + list(suffix) for s in seqs]
-    out = torch.full((len(rows), max(len(r) for r in rows)), PAD_ID, dtype=torch.int64)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r, dtype=torch.int64)
-    return out
+    rows = [[*prefix, *s, *suffix] for s in seqs]
+    width = max(len(r) for r in rows)
+    # One tensor from padded lists: a tensor per row cost more than the rest of the collation.
+    return torch.tensor([r + [PAD_ID] * (width - len(r)) for r in rows], dtype=torch.int64)
 
 
 def collate(examples: Sequence[Example]) -> Batch:
