@@ -19,16 +19,24 @@ FINISH_EOS = "eos"
 FINISH_MAX_LENGTH = "max_length"
 
 
-def length_penalty(length: int, alpha: float) -> float:
-    """GNMT length penalty ((5 + len) / 6) ** alpha; alpha 0 leaves raw log-probs."""
-    return ((5.0 + length) / 6.0) ** alpha if alpha else 1.0
+LENGTH_NORMS = ("gnmt", "avg")
+
+
+def length_penalty(length: int, alpha: float, norm: str = "gnmt") -> float:
+    """What a finished hypothesis' summed log-prob is divided by; alpha 0 leaves raw log-probs,
+    which favour short outputs. "gnmt": ((5 + len) / 6) ** alpha (Wu et al. 2016). "avg":
+    len ** alpha; alpha 1 ranks by the mean log-prob per token, OpenNMT-py 3's default
+    (`-length_penalty avg`), other alphas are fairseq's `--lenpen`."""
+    if not alpha:
+        return 1.0
+    return float(length) ** alpha if norm == "avg" else ((5.0 + length) / 6.0) ** alpha
 
 
 @dataclass
 class Hypothesis:
     tokens: list[int]  # output ids, without eos
     token_log_probs: list[float]  # log-prob of each token in `tokens`
-    score: float  # raw_score / length_penalty(len(tokens) + 1 if eos else len(tokens))
+    score: float  # raw_score / length_penalty(len(tokens) + 1 if eos else len(tokens), alpha, norm)
     raw_score: float  # sum of log-probs, the eos included when it finished on eos
     finish_reason: str  # FINISH_EOS or FINISH_MAX_LENGTH
     attention: np.ndarray | None = None  # (len(tokens), src_len) when attention was kept
@@ -57,6 +65,7 @@ class BeamSearch:
         length_penalty: float = 0.0,
         keep_attention: bool = False,
         eos_id: int = EOS_ID,
+        length_norm: str = "gnmt",  # how length_penalty (alpha) applies: see length_penalty()
     ):
         if beam_size < 1 or not 1 <= n_best <= beam_size or max_len < 1 or length_penalty < 0:
             raise ValueError(
@@ -64,10 +73,13 @@ class BeamSearch:
                 f"got beam_size={beam_size}, n_best={n_best}, max_len={max_len}, "
                 f"length_penalty={length_penalty}"
             )
+        if length_norm not in LENGTH_NORMS:
+            raise ValueError(f"length_norm must be one of {LENGTH_NORMS}, got {length_norm!r}")
         self.beam_size = beam_size
         self.n_best = n_best
         self.max_len = max_len
         self.alpha = length_penalty
+        self.length_norm = length_norm
         self.keep_attention = keep_attention
         self.eos_id = eos_id
         self.done = False
@@ -159,7 +171,7 @@ class BeamSearch:
                         self.length,
                         row,
                         float(score),
-                        float(score) / length_penalty(self.length, self.alpha),
+                        float(score) / self._penalty(self.length),
                         None,
                         None,
                     )
@@ -192,13 +204,16 @@ class BeamSearch:
             self._scores = cand[best : best + 1]
             self.length = step + 1
             if self.length >= self.max_len:
-                lp = length_penalty(self.length, self.alpha)
+                lp = self._penalty(self.length)
                 self._finished.append(_Finished(self.length, 0, float(score), float(score) / lp, None, None))
                 self.done = True
         if self.done:
             self._scores = np.zeros(0, dtype=np.float32)
             return np.zeros(0, dtype=np.int64)
         return np.zeros(1, dtype=np.int64)
+
+    def _penalty(self, length: int) -> float:
+        return length_penalty(length, self.alpha, self.length_norm)
 
     def _finish_eos(self, step, row, score, log_prob, attention) -> None:
         # The hypothesis is the live row `row` after step - 1 (step tokens) plus eos.
@@ -207,7 +222,7 @@ class BeamSearch:
                 step,
                 row,
                 float(score),
-                float(score) / length_penalty(step + 1, self.alpha),
+                float(score) / self._penalty(step + 1),
                 float(log_prob),
                 attention[row].copy() if self.keep_attention else None,
             )

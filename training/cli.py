@@ -73,7 +73,21 @@ def _train_command(args: argparse.Namespace) -> int:
 # -- evaluate -------------------------------------------------------------------------------------
 def _add_decode_options(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--checkpoint", default=DEFAULT_CHECKPOINT, help="checkpoint to load")
-    add_option(parser, "--length-penalty", type=float, default=0.0, help="GNMT length penalty alpha")
+    add_option(
+        parser,
+        "--length-penalty",
+        type=float,
+        default=0.0,
+        help="length penalty alpha (0: rank by raw log-prob, which favours short outputs)",
+    )
+    add_option(
+        parser,
+        "--length-norm",
+        default="gnmt",
+        choices=["gnmt", "avg"],
+        help="gnmt: divide by ((5 + len) / 6) ** alpha; avg: by len ** alpha "
+        "(alpha 1 is OpenNMT-py's default, the mean log-prob per token)",
+    )
     add_option(parser, "--max-len", type=int, default=100, help="most output tokens per sentence")
     add_option(parser, "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
 
@@ -107,13 +121,17 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         pairs = pairs[: args.limit]
     beams = [int(b) for b in args.beam_sizes.split(",") if b.strip()]
     report = {"checkpoint": args.checkpoint, "data": data, "results": []}
-    print(f"{args.checkpoint} on {data} [{args.split}], {len(pairs)} sentences")
+    print(
+        f"{args.checkpoint} on {data} [{args.split}], {len(pairs)} sentences, "
+        f"length penalty {args.length_penalty:g} ({args.length_norm})"
+    )
     print(f"{'beam':>4} {'exact %':>8} {'BLEU':>6} {'chrF':>6} {'seconds':>8} {'words/s':>8}")
     for beam in beams:
         cfg = DecodeConfig(
             beam_size=beam,
             max_len=args.max_len,
             length_penalty=args.length_penalty,
+            length_norm=args.length_norm,
             batch_size=args.batch_size,
         )
         scores, hyps = evaluate(model, src_tok, tgt_tok, pairs, cfg, args.split)
@@ -149,6 +167,7 @@ def _plot_command(args: argparse.Namespace) -> int:
         beam_size=args.beam_size,
         max_len=args.max_len,
         length_penalty=args.length_penalty,
+        length_norm=args.length_norm,
         keep_attention=True,
     )
     hyp = decode(model, [src], cfg)[0][0]

@@ -29,7 +29,8 @@ class DecodeConfig:
     beam_size: int = 1  # 1 is greedy decoding
     n_best: int = 1  # hypotheses returned per source, best first
     max_len: int = 100  # output tokens at most (eos not counted)
-    length_penalty: float = 0.0  # GNMT alpha; 0 ranks by raw log-prob
+    length_penalty: float = 0.0  # alpha; 0 ranks by raw log-prob, which favours short outputs
+    length_norm: str = "gnmt"  # "gnmt" or "avg" (OpenNMT-py's default with alpha 1): s2s.search
     keep_attention: bool = False  # return each hypothesis' attention rows (out_len, src_len)
     batch_size: int = 64  # sources encoded and decoded together
 
@@ -54,7 +55,14 @@ def decode_batch(
     lengths = torch.tensor([len(s) for s in sources], dtype=torch.int64, device=device)
     enc = model.encode(src, lengths)
     searches = [
-        BeamSearch(cfg.beam_size, cfg.n_best, cfg.max_len, cfg.length_penalty, cfg.keep_attention)
+        BeamSearch(
+            cfg.beam_size,
+            cfg.n_best,
+            cfg.max_len,
+            cfg.length_penalty,
+            cfg.keep_attention,
+            length_norm=cfg.length_norm,
+        )
         for _ in sources
     ]
     # Row r of the step batch belongs to source row_src[r]; at step 0 each source has one row.

@@ -23,6 +23,7 @@ class Scores:
     sentences: int
     beam_size: int
     length_penalty: float
+    length_norm: str  # "gnmt" or "avg" (s2s.search.length_penalty)
     exact_match: float  # % of outputs equal to the reference (after stripping)
     bleu: float  # sacrebleu corpus BLEU, 13a
     chrf: float  # sacrebleu corpus chrF
@@ -75,6 +76,7 @@ def evaluate(
             len(pairs),
             cfg.beam_size,
             cfg.length_penalty,
+            cfg.length_norm,
             round(exact, 2),
             round(bleu, 2),
             round(chrf, 2),

@@ -79,10 +79,27 @@ def test_wide_beam_finds_exhaustive_optimum():
     assert hyp.score == pytest.approx(best_score, abs=1e-5)
 
 
-@pytest.mark.parametrize("beam,alpha", [(2, 0.0), (4, 0.6), (5, 1.0)])
-def test_nbest_sorted_and_scores_consistent(beam, alpha):
+def test_length_penalty_forms():
+    assert length_penalty(7, 0.0) == length_penalty(7, 0.0, "avg") == 1.0  # raw log-probs
+    assert length_penalty(7, 0.6) == pytest.approx(2.0**0.6)  # GNMT: ((5 + 7) / 6) ** 0.6
+    assert length_penalty(7, 1.0, "avg") == 7.0  # the mean log-prob per token
+    assert length_penalty(4, 0.5, "avg") == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "beam,alpha,norm",
+    [(2, 0.0, "gnmt"), (4, 0.6, "gnmt"), (5, 1.0, "gnmt"), (4, 1.0, "avg"), (5, 0.5, "avg")],
+)
+def test_nbest_sorted_and_scores_consistent(beam, alpha, norm):
     hyps, stable_seen = run(
-        BeamSearch(beam_size=beam, n_best=beam, max_len=10, length_penalty=alpha, keep_attention=True)
+        BeamSearch(
+            beam_size=beam,
+            n_best=beam,
+            max_len=10,
+            length_penalty=alpha,
+            keep_attention=True,
+            length_norm=norm,
+        )
     )
     assert 1 <= len(hyps) <= beam
     assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
@@ -92,7 +109,7 @@ def test_nbest_sorted_and_scores_consistent(beam, alpha):
         extra = 0.0 if h.finish_reason == FINISH_MAX_LENGTH else float(toy_log_probs(tuple(h.tokens))[EOS_ID])
         assert h.raw_score == pytest.approx(sum(h.token_log_probs) + extra, abs=1e-4)
         n = len(h.tokens) + (h.finish_reason == FINISH_EOS)
-        assert h.score == pytest.approx(h.raw_score / length_penalty(n, alpha), rel=1e-6)
+        assert h.score == pytest.approx(h.raw_score / length_penalty(n, alpha, norm), rel=1e-6)
     # Every prefix streamed as stable is a prefix of what the search finally returns, and grows.
     best = hyps[0].tokens
     for earlier, later in zip(stable_seen, stable_seen[1:], strict=False):
@@ -101,7 +118,13 @@ def test_nbest_sorted_and_scores_consistent(beam, alpha):
 
 
 def test_rejects_bad_options():
-    for kwargs in ({"beam_size": 0}, {"beam_size": 2, "n_best": 3}, {"max_len": 0}, {"length_penalty": -1}):
+    for kwargs in (
+        {"beam_size": 0},
+        {"beam_size": 2, "n_best": 3},
+        {"max_len": 0},
+        {"length_penalty": -1},
+        {"length_norm": "wu"},
+    ):
         with pytest.raises(ValueError):
             BeamSearch(**kwargs)
 
