@@ -25,8 +25,8 @@ from s2s.bundle import (
 )
 from service.errors import ModelNotFound
 from service.observer import NullObserver, SchedulerObserver
-from service.runner import ProviderUnavailable, Runner, RunnerConfig
 from service.pool import SchedulerPool
+from service.runner import ProviderUnavailable, Runner, RunnerConfig
 from service.scheduler import Scheduler, SchedulerConfig
 
 log = logging.getLogger(__name__)

@@ -230,7 +230,8 @@ class Scheduler:
             self._out.append((handle, DeadlineExceeded("deadline passed while queued")))
             self.observer.request_finished("deadline", now - handle.submitted, 0)
         room = self.config.max_rows - sum(s.search.beam_size for s in self._running.values())
-        slots = self.config.max_requests - len(self._running) if self.config.max_requests else len(self._waiting)
+        cap = self.config.max_requests
+        slots = cap - len(self._running) if cap else len(self._waiting)
         admitted = []
         while self._waiting and self._waiting[0].request.beam_size <= room and len(admitted) < slots:
             handle = self._waiting.popleft()

@@ -85,7 +85,8 @@ def _make_variants(args, bundle, setup) -> list:
         else:
             per_request = name == "server-per-request"
             target = None if per_request else args.server or None  # --server is the batching one
-            made.append(v.GrpcServer(bundle, setup, name == "server-stream", target, args.max_rows, per_request))
+            stream = name == "server-stream"
+            made.append(v.GrpcServer(bundle, setup, stream, target, args.max_rows, per_request))
     return made
 
 

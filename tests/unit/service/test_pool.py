@@ -106,7 +106,9 @@ async def test_a_pool_spreads_requests_over_its_loops_with_unchanged_results(bun
 
 async def test_a_full_pool_refuses_at_once_and_finishes_what_it_accepted(bundle, runner):
     runner.reset()
-    pool = SchedulerPool(runner, SchedulerConfig(max_rows=4, max_queue=3, max_requests=1, max_beam=4), threads=2)
+    pool = SchedulerPool(
+        runner, SchedulerConfig(max_rows=4, max_queue=3, max_requests=1, max_beam=4), threads=2
+    )
     await pool.start()
     try:
         requests = _requests(bundle, 8, seed=3)
@@ -138,7 +140,8 @@ class _Occupancy(NullObserver):
 async def test_pool_occupancy_is_the_sum_over_loops(bundle, runner):
     runner.reset()
     observer = _Occupancy()
-    pool = SchedulerPool(runner, SchedulerConfig(max_rows=64, max_requests=1), threads=2, observer=observer)
+    config = SchedulerConfig(max_rows=64, max_requests=1)
+    pool = SchedulerPool(runner, config, threads=2, observer=observer)
     await pool.start()
     try:
         requests = [DecodeRequest(r.src_ids, max_len=20) for r in _requests(bundle, 8, seed=4)]
