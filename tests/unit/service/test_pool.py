@@ -9,26 +9,12 @@ import threading
 
 import numpy as np
 import pytest
-from sched_bundle import GatedRunner, load_test_bundle
 
 from service.errors import QueueFull
 from service.handle import DecodeRequest, Result
 from service.observer import NullObserver
 from service.pool import SchedulerPool
-from service.runner import RunnerConfig
 from service.scheduler import Scheduler, SchedulerConfig
-
-
-@pytest.fixture(scope="module")
-def bundle():
-    return load_test_bundle()
-
-
-@pytest.fixture(scope="module")
-def runner(bundle):
-    runner = GatedRunner.from_bundle(bundle, RunnerConfig(intra_op_threads=1, warmup_rows=(1,)))
-    runner.warm_up()
-    return runner
 
 
 def _requests(bundle, count: int, seed: int) -> list[DecodeRequest]:

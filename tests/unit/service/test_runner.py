@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from sched_bundle import load_test_bundle
 
 from s2s.bundle import BundleError
 from service.batch import DecodeBatch
@@ -25,11 +24,6 @@ from service.runner import (
 )
 
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
-
-
-@pytest.fixture(scope="module")
-def bundle():
-    return load_test_bundle()
 
 
 @pytest.fixture(scope="module")

@@ -14,30 +14,16 @@ import time
 
 import numpy as np
 import pytest
-from sched_bundle import GatedRunner, load_test_bundle
 
 from export.ort_decoder import OrtDecoder, OrtModel
 from s2s.search import BeamSearch
 from service.errors import Cancelled, DeadlineExceeded, Draining, InvalidRequest, QueueFull
 from service.handle import DecodeRequest, Result, TokenEvent
-from service.runner import RunnerConfig
 from service.scheduler import Scheduler, SchedulerConfig
 
 # Alone vs batched, per log-prob and attention weight (float32 sums taken in another order).
 # Scores sum up to max_len log-probs, so they are held to it relatively: 1e-5 of their size.
 TOLERANCE = 1e-5
-
-
-@pytest.fixture(scope="module")
-def bundle():
-    return load_test_bundle()
-
-
-@pytest.fixture(scope="module")
-def runner(bundle):
-    runner = GatedRunner.from_bundle(bundle, RunnerConfig(intra_op_threads=1, warmup_rows=(1,)))
-    runner.warm_up()
-    return runner
 
 
 @pytest.fixture
