@@ -1,8 +1,8 @@
 """Search results -> protobuf messages: detokenised text, attention, and OpenNMT-style replace_unk.
 
-replace_unk: an output <unk> is replaced by the source piece it attends to most (OpenNMT's
-`-replace_unk`), which copies names and numbers the target vocabulary lacks. It needs the
-attention rows, so the servicer asks the scheduler for them whenever replace_unk is on.
+replace_unk (s2s.unk, shared with `s2s evaluate`): an output <unk> is replaced by the source piece
+it attends to most. It needs the attention rows, so the servicer asks the scheduler for them
+whenever replace_unk is on.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from s2s import unk
 from s2s.search import FINISH_EOS, Hypothesis
-from s2s.tokenizer import UNK_ID, Tokenizer
+from s2s.tokenizer import Tokenizer
 from s2s.v1 import translator_pb2 as pb
 from service.validation import DecodeSettings, Source
 
@@ -26,18 +27,8 @@ def output_pieces(
     tokenizer: Tokenizer,
     replace_unk: bool,
 ) -> tuple[list[str], list[bool]]:
-    """Output pieces for `ids`, and for each whether it replaced an <unk>.
-    attention: (len(ids), src_len) rows for these ids, or None."""
-    pieces = tokenizer.pieces(ids)
-    replaced = [False] * len(pieces)
-    if not replace_unk or attention is None:
-        return pieces, replaced
-    for i, token in enumerate(ids):
-        if token == UNK_ID and i < len(attention):
-            # The source piece as cut, spacing mark included: it was spaced that way in the source.
-            pieces[i] = source.pieces[int(np.argmax(attention[i, : len(source.pieces)]))]
-            replaced[i] = True
-    return pieces, replaced
+    """s2s.unk.output_pieces for a validated source, whose pieces are its text as cut."""
+    return unk.output_pieces(ids, attention, source.pieces, tokenizer, replace_unk)
 
 
 def _attention(rows: np.ndarray, source: Source, target_pieces: list[str]) -> pb.Attention:

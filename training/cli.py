@@ -123,9 +123,13 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     report = {"checkpoint": args.checkpoint, "data": data, "results": []}
     print(
         f"{args.checkpoint} on {data} [{args.split}], {len(pairs)} sentences, "
-        f"length penalty {args.length_penalty:g} ({args.length_norm})"
+        f"length penalty {args.length_penalty:g} ({args.length_norm}), "
+        f"replace_unk {'on' if args.replace_unk else 'off'}"
     )
-    print(f"{'beam':>4} {'exact %':>8} {'BLEU':>6} {'chrF':>6} {'seconds':>8} {'words/s':>8}")
+    print(
+        f"{'beam':>4} {'exact %':>8} {'BLEU':>6} {'chrF':>6} {'seconds':>8} {'words/s':>8} "
+        f"{'<unk>':>5} {'replaced':>8}"
+    )
     for beam in beams:
         cfg = DecodeConfig(
             beam_size=beam,
@@ -134,10 +138,11 @@ def _evaluate_command(args: argparse.Namespace) -> int:
             length_norm=args.length_norm,
             batch_size=args.batch_size,
         )
-        scores, hyps = evaluate(model, src_tok, tgt_tok, pairs, cfg, args.split)
+        scores, hyps = evaluate(model, src_tok, tgt_tok, pairs, cfg, args.split, args.replace_unk)
         print(
             f"{beam:>4} {scores.exact_match:>8.2f} {scores.bleu:>6.2f} {scores.chrf:>6.2f} "
-            f"{scores.seconds:>8.1f} {scores.words_per_s:>8.0f}"
+            f"{scores.seconds:>8.1f} {scores.words_per_s:>8.0f} "
+            f"{scores.unk_tokens:>5} {scores.unk_replaced:>8}"
         )
         report["results"].append(dataclasses.asdict(scores))
         for pair, hyp in list(zip(pairs, hyps, strict=True))[: args.show]:
@@ -202,6 +207,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_option(p, "--batch-size", type=int, default=64, help="sentences decoded together")
     add_option(p, "--limit", type=int, default=0, help="score only the first N sentences (0: all)")
     add_option(p, "--show", type=int, default=3, help="print this many example translations")
+    add_option(
+        p,
+        "--replace-unk",
+        default=False,
+        flag_bool=True,
+        help="replace each output <unk> by the source word it attends to most before scoring "
+        "(the server's replace_unk, OpenNMT's -replace_unk; keeps the attention)",
+    )
     add_option(p, "--output", default="", help="also write the results as JSON to this file")
     p.set_defaults(func=_evaluate_command)
 

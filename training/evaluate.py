@@ -1,16 +1,20 @@
 """Scores a checkpoint on a split: exact match, and sacrebleu corpus BLEU and chrF (default
 settings: 13a tokenisation, chrF n=6 beta=2) of the detokenised output against the raw reference
-lines, with greedy or beam-search decoding by the PyTorch reference decoder."""
+lines, with greedy or beam-search decoding by the PyTorch reference decoder; optionally with the
+server's replace_unk (s2s.unk) applied before detokenising, so its effect on the scores is measured."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sacrebleu
 
-from s2s.tokenizer import UNK_ID, Tokenizer
+from s2s import unk
+from s2s.search import Hypothesis
+from s2s.tokenizer import BOS_ID, PAD_ID, UNK_ID, Tokenizer
 from training import dates
 from training.data import DataError, Pair, read_pairs, split_pairs
 from training.decode import DecodeConfig, decode
@@ -24,6 +28,9 @@ class Scores:
     beam_size: int
     length_penalty: float
     length_norm: str  # "gnmt" or "avg" (s2s.search.length_penalty)
+    replace_unk: bool  # output <unk> replaced by the most-attended source word before scoring
+    unk_tokens: int  # <unk> tokens in the best outputs, before any replacement
+    unk_replaced: int  # how many of them replace_unk replaced
     exact_match: float  # % of outputs equal to the reference (after stripping)
     bleu: float  # sacrebleu corpus BLEU, 13a
     chrf: float  # sacrebleu corpus chrF
@@ -54,6 +61,18 @@ def score(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[float, 
     return exact, bleu_score.score, chrf.score, str(bleu.get_signature())
 
 
+def _output_text(
+    hyp: Hypothesis, source_pieces: list[str], tgt_tok: Tokenizer, replace_unk: bool
+) -> tuple[str, int]:
+    """(detokenised text, <unk> tokens replaced) of a hypothesis."""
+    if not replace_unk:
+        return tgt_tok.decode(hyp.tokens), 0
+    pieces, replaced = unk.output_pieces(hyp.tokens, hyp.attention, source_pieces, tgt_tok)
+    # Drop what Tokenizer.decode drops, so without an <unk> the text is the one decode gives.
+    kept = [piece for token, piece in zip(hyp.tokens, pieces, strict=True) if token not in (PAD_ID, BOS_ID)]
+    return tgt_tok.join(kept), sum(replaced)
+
+
 def evaluate(
     model: Seq2Seq,
     src_tok: Tokenizer,
@@ -61,28 +80,40 @@ def evaluate(
     pairs: Sequence[Pair],
     cfg: DecodeConfig,
     split: str = "test",
+    replace_unk: bool = False,
 ) -> tuple[Scores, list[str]]:
-    """Decode every pair's source; returns the scores and the hypotheses, in pair order."""
+    """Decode every pair's source; returns the scores and the hypotheses, in pair order.
+    replace_unk: replace each output <unk> by the source word it attends to most (s2s.unk)."""
     sources = [src_tok.encode(p.src) or [UNK_ID] for p in pairs]
+    if replace_unk:
+        cfg = dataclasses.replace(cfg, keep_attention=True)
     tick = time.perf_counter()
     results = decode(model, sources, cfg)
     seconds = time.perf_counter() - tick
-    hyps = [tgt_tok.decode(r[0].tokens) for r in results]
+    # The source as cut, as the server's validation cuts it: an unknown word is copied as written.
+    outputs = [
+        _output_text(r[0], src_tok.split(p.src), tgt_tok, replace_unk)
+        for r, p in zip(results, pairs, strict=True)
+    ]
+    hyps = [text for text, _ in outputs]
     exact, bleu, chrf, sig = score(hyps, [p.tgt for p in pairs])
     words = sum(len(h.split()) for h in hyps)
     return (
         Scores(
-            split,
-            len(pairs),
-            cfg.beam_size,
-            cfg.length_penalty,
-            cfg.length_norm,
-            round(exact, 2),
-            round(bleu, 2),
-            round(chrf, 2),
-            round(seconds, 2),
-            round(words / max(seconds, 1e-9), 1),
-            sig,
+            split=split,
+            sentences=len(pairs),
+            beam_size=cfg.beam_size,
+            length_penalty=cfg.length_penalty,
+            length_norm=cfg.length_norm,
+            replace_unk=replace_unk,
+            unk_tokens=sum(r[0].tokens.count(UNK_ID) for r in results),
+            unk_replaced=sum(n for _, n in outputs),
+            exact_match=round(exact, 2),
+            bleu=round(bleu, 2),
+            chrf=round(chrf, 2),
+            seconds=round(seconds, 2),
+            words_per_s=round(words / max(seconds, 1e-9), 1),
+            signature=sig,
         ),
         hyps,
     )

@@ -100,6 +100,11 @@ def test_train_evaluate_and_plot_end_to_end(tmp_path: Path, capsys) -> None:
     )
     results = json.loads(report.read_text())["results"]
     assert [r["beam_size"] for r in results] == [1, 2] and results[0]["sentences"] == 20
+    assert not any(r["replace_unk"] for r in results)
+    args = ["evaluate", "--checkpoint", ckpt, "--limit", "20", "--beam-sizes", "1", "--replace-unk"]
+    assert main([*args, "--output", str(report)]) == 0
+    [result] = json.loads(report.read_text())["results"]
+    assert result["replace_unk"] and result["unk_replaced"] == result["unk_tokens"]
     png = tmp_path / "a.png"
     assert main(["plot-attention", "--checkpoint", ckpt, "--text", "10 July 2007", "--output", str(png)]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
