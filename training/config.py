@@ -63,6 +63,9 @@ class TrainConfig:
     )
     label_smoothing: float = _opt(0.0, "label smoothing of the training loss")
     clip: float = _opt(5.0, "gradient-norm clipping threshold (0: off)")
+    ema_decay: float = _opt(
+        0.0, "validate and save an exponential moving average of the weights with this decay (0: off)"
+    )
     epochs: int = _opt(30, "epochs at most")
     max_steps: int = _opt(0, "optimizer steps at most (0: no limit)")
     time_budget: float = _opt(0.0, "stop training after this many seconds (0: no limit)")
@@ -81,6 +84,8 @@ class TrainConfig:
                 raise ConfigError(f"{f.name} must be one of {choices}, got {getattr(self, f.name)!r}")
         if self.lr_schedule == "cosine" and self.max_steps <= 0:
             raise ConfigError("lr_schedule 'cosine' needs max_steps > 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ConfigError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
 

@@ -35,6 +35,7 @@ from training.data import (
     read_pairs,
     split_pairs,
 )
+from training.ema import WeightAverage
 from training.loss import TrainingLoss, packed_loss
 from training.model import ModelConfig, Seq2Seq, read_checkpoint, save_checkpoint
 
@@ -166,10 +167,14 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
         "last_improved": False,
     }
     if resumed:
-        model.load_state_dict(resumed["model"])
+        # With an average on, "model" holds the average and "raw_model" what the optimizer trains.
+        model.load_state_dict(resumed.get("raw_model", resumed["model"]))
         optimizer.load_state_dict(resumed["optimizer"])
         history.update(resumed["train"]["history"])
         torch.set_rng_state(resumed["rng"])
+    ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
+    if ema is not None and resumed and "ema" in resumed:
+        ema.load_state_dict(resumed["ema"])
     loss_fn = TrainingLoss(model, cfg.label_smoothing, cfg.teacher_forcing)
     net = DDP(loss_fn) if ddp.active else loss_fn
     params = sum(p.numel() for p in model.parameters())
@@ -186,6 +191,12 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
         )
 
     def checkpoint(path: Path) -> None:
+        if ema is None:
+            return save(path)
+        with ema.swapped():  # "model" is the average; the raw weights and the average's state too
+            save(path, raw_model=ema.raw_state_dict(), ema=ema.state_dict())
+
+    def save(path: Path, **extra) -> None:
         summary = {
             "data": cfg.data,
             "config": dataclasses.asdict(cfg),
@@ -205,11 +216,16 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
             optimizer=optimizer.state_dict(),
             epoch=history["epochs"],
             rng=torch.get_rng_state(),
+            **extra,
         )
 
     def validate() -> bool:
         """Validation loss; saves checkpoint.pt when it improved. Returns whether it improved."""
-        loss = validation_loss(model, valid_batches, device)
+        if ema is None:
+            loss = validation_loss(model, valid_batches, device)
+        else:
+            with ema.swapped():
+                loss = validation_loss(model, valid_batches, device)
         history["valid_loss"].append(round(loss, 5))
         improved = loss < history["best_valid_loss"]
         history["last_improved"] = improved
@@ -246,6 +262,8 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
             if cfg.clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             optimizer.step()
+            if ema is not None:
+                ema.update()
             history["steps"] += 1
             tokens += b.num_tokens
             if bar is not None:
