@@ -118,14 +118,19 @@ class Tokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         """Ids -> text: stops at EOS, drops PAD/BOS, shows UNK as <unk>."""
+        return self.join(self.text_pieces(ids))
+
+    def text_pieces(self, ids: Sequence[int], pieces: Sequence[str] | None = None) -> list[str]:
+        """The pieces `decode` joins: up to EOS, without PAD/BOS. `pieces`, one per id, stand in
+        for the vocabulary's (replace_unk's copies)."""
+        shown = self.pieces(ids) if pieces is None else pieces
         out: list[str] = []
-        for i in ids:
+        for i, piece in zip(ids, shown, strict=True):
             if i == EOS_ID:
                 break
-            if i in (PAD_ID, BOS_ID):
-                continue
-            out.append(self.tokens[i] if 0 <= i < len(self.tokens) else UNK)
-        return self.join(out)
+            if i not in (PAD_ID, BOS_ID):
+                out.append(piece)
+        return out
 
     # -- persistence ----------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -20,17 +20,6 @@ from service.validation import DecodeSettings, Source
 FINISH_REASONS = {FINISH_EOS: pb.FINISH_REASON_EOS, "max_length": pb.FINISH_REASON_MAX_LENGTH}
 
 
-def output_pieces(
-    ids: Sequence[int],
-    attention: np.ndarray | None,
-    source: Source,
-    tokenizer: Tokenizer,
-    replace_unk: bool,
-) -> tuple[list[str], list[bool]]:
-    """s2s.unk.output_pieces for a validated source, whose pieces are its text as cut."""
-    return unk.output_pieces(ids, attention, source.pieces, tokenizer, replace_unk)
-
-
 def _attention(rows: np.ndarray, source: Source, target_pieces: list[str]) -> pb.Attention:
     rows = np.asarray(rows, dtype=np.float32)[:, : len(source.pieces)]  # (out_len, src_len)
     return pb.Attention(
@@ -45,7 +34,9 @@ def _attention(rows: np.ndarray, source: Source, target_pieces: list[str]) -> pb
 def hypothesis_message(
     hyp: Hypothesis, source: Source, tokenizer: Tokenizer, settings: DecodeSettings
 ) -> pb.Hypothesis:
-    pieces, replaced = output_pieces(hyp.tokens, hyp.attention, source, tokenizer, settings.replace_unk)
+    pieces, replaced = unk.output_pieces(
+        hyp.tokens, hyp.attention, source.pieces, tokenizer, settings.replace_unk
+    )
     message = pb.Hypothesis(
         text=tokenizer.join(pieces),
         tokens=pieces,
@@ -95,8 +86,8 @@ class StreamText:
         ids = list(ids)[skip:]
         log_probs = list(log_probs)[skip:] if log_probs is not None else None
         attention = attention[skip:] if attention is not None else None
-        pieces, replaced = output_pieces(
-            ids, attention, self.source, self.tokenizer, self.settings.replace_unk
+        pieces, replaced = unk.output_pieces(
+            ids, attention, self.source.pieces, self.tokenizer, self.settings.replace_unk
         )
         messages = []
         for i, (token, piece) in enumerate(zip(ids, pieces, strict=True)):

@@ -22,7 +22,8 @@ class WeightAverage:
         self.decay = decay
         self.names = [name for name, _ in model.named_parameters()]
         self.params = [p for _, p in model.named_parameters()]
-        self.shadow = [p.detach().clone() for p in self.params]
+        self._values = [p.detach() for p in self.params]  # views: the optimizer updates in place
+        self.shadow = [p.clone() for p in self._values]
         self.updates = 0
         self._raw: list[torch.Tensor] | None = None  # the raw weights while swapped()
 
@@ -33,7 +34,7 @@ class WeightAverage:
         # Early on the average would be mostly the random initialisation: let it catch up first
         # (decay (1 + n) / (10 + n) for the first updates, as tf.train.ExponentialMovingAverage).
         decay = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - decay)
+        torch._foreach_lerp_(self.shadow, self._values, 1.0 - decay)
 
     @contextmanager
     def swapped(self) -> Iterator[None]:

@@ -14,7 +14,7 @@ import sacrebleu
 
 from s2s import unk
 from s2s.search import Hypothesis
-from s2s.tokenizer import BOS_ID, PAD_ID, UNK_ID, Tokenizer
+from s2s.tokenizer import UNK_ID, Tokenizer
 from training import dates
 from training.data import DataError, Pair, read_pairs, split_pairs
 from training.decode import DecodeConfig, decode
@@ -68,9 +68,7 @@ def _output_text(
     if not replace_unk:
         return tgt_tok.decode(hyp.tokens), 0
     pieces, replaced = unk.output_pieces(hyp.tokens, hyp.attention, source_pieces, tgt_tok)
-    # Drop what Tokenizer.decode drops, so without an <unk> the text is the one decode gives.
-    kept = [piece for token, piece in zip(hyp.tokens, pieces, strict=True) if token not in (PAD_ID, BOS_ID)]
-    return tgt_tok.join(kept), sum(replaced)
+    return tgt_tok.join(tgt_tok.text_pieces(hyp.tokens, pieces)), sum(replaced)
 
 
 def evaluate(

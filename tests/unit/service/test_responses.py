@@ -6,9 +6,10 @@ import numpy as np
 
 from s2s.search import Hypothesis
 from s2s.tokenizer import UNK_ID, Tokenizer
+from s2s.unk import output_pieces
 from s2s.v1 import translator_pb2 as pb
 from service.config import Limits
-from service.responses import StreamText, output_pieces, translation_result
+from service.responses import StreamText, translation_result
 from service.validation import validate_options, validate_texts
 
 SRC = Tokenizer.build(["the cat sat"], kind="word")
@@ -29,10 +30,11 @@ def test_replace_unk_copies_the_most_attended_source_piece() -> None:
     assert source.ids[1] == UNK_ID
     le = TGT.encode("le")[0]
     attention = np.array([[0.8, 0.1, 0.1], [0.1, 0.7, 0.2]], dtype=np.float32)
-    pieces, replaced = output_pieces([le, UNK_ID], attention, source, TGT, replace_unk=True)
+    pieces, replaced = output_pieces([le, UNK_ID], attention, source.pieces, TGT, replace_unk=True)
     assert pieces == ["▁le", "▁Zorg"]
     assert replaced == [False, True]
-    assert output_pieces([le, UNK_ID], attention, source, TGT, replace_unk=False)[0] == ["▁le", "<unk>"]
+    plain = output_pieces([le, UNK_ID], attention, source.pieces, TGT, replace_unk=False)
+    assert plain[0] == ["▁le", "<unk>"]
 
 
 def test_result_has_text_attention_shape_and_flags() -> None:
