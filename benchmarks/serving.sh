@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The serving benchmarks of docs/performance.md, in one go (about 25 minutes on 2 cores).
+# The serving benchmarks of docs/performance.md, in one go (about 30 minutes on 2 cores).
 #
 #   benchmarks/serving.sh CHECKPOINT [LARGE_CHECKPOINT]
 #
@@ -39,6 +39,9 @@ ALL=torch,ort,server-per-request,server
 # Streaming: time to first token.
 "$S2S" bench --bundle "$B" --inputs "$DATA" --variants server-per-request,server,server-stream \
   --concurrency 1,64 --duration 5 --rounds 2 --out "$OUT/stream.json"
+# The budget: CPU per request of every variant, the gRPC floor and ONNX Runtime's own share.
+"$S2S" bench --bundle "$B" --checkpoint "$CKPT" --inputs "$DATA" --variants $ALL,sched,grpc-floor \
+  --concurrency 64 --duration 5 --rounds 2 --out "$OUT/budget.json"
 # The decoder step against the MatMul ceiling.
 "$S2S" bench-step --bundle "$B" --rows 1,8,64 --src-len 10 --out "$OUT/step.json"
 "$S2S" bench-step --bundle "$B" --rows 1,8,64 --src-len 10 --precision int8 --out "$OUT/step-int8.json"
@@ -49,6 +52,8 @@ if [ -n "$LARGE" ]; then  # the larger model: hidden 512
     --concurrency 1,64 --duration 5 --rounds 2 --out "$OUT/large-greedy.json"
   "$S2S" bench --bundle "$L" --inputs "$DATA" --variants ort,server-per-request,server --beam 5 \
     --max-rows 320 --concurrency 1,64 --duration 5 --rounds 2 --out "$OUT/large-beam5.json"
+  "$S2S" bench --bundle "$L" --checkpoint "$LARGE" --inputs "$DATA" --variants $ALL,sched,grpc-floor \
+    --concurrency 64 --duration 5 --rounds 2 --out "$OUT/budget-large.json"
   "$S2S" bench-step --bundle "$L" --rows 1,8,64 --src-len 10 --out "$OUT/large-step.json"
 fi
 echo "results in $OUT/"

@@ -30,6 +30,37 @@ class BenchPlan:
     warmup_requests: int = 8  # per variant before each measurement, not timed
 
 
+def _process_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of this process (pid None) or of `pid` (Linux /proc)."""
+    if pid is None:
+        return time.process_time()  # all threads; finer than /proc's 10 ms ticks
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def cpu_seconds(variant) -> tuple[float, float] | None:
+    """CPU seconds used so far by the load generator and by the variant's server process (0 for
+    in-process variants): the cost of its requests, whichever process pays it. None where it
+    cannot be read."""
+    try:
+        pid = getattr(variant, "server_pid", None)
+        return _process_cpu_s(None), (_process_cpu_s(pid) if pid else 0.0)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cpu_fields(before, after, ok: int, wall_s: float) -> dict:
+    if before is None or after is None or not ok:
+        return {"cpu_ms_per_request": None, "server_cpu_ms_per_request": None, "cores_busy": None}
+    own, server = (a - b for a, b in zip(after, before, strict=True))
+    return {
+        "cpu_ms_per_request": round((own + server) / ok * 1000, 3),
+        "server_cpu_ms_per_request": round(server / ok * 1000, 3),
+        "cores_busy": round((own + server) / wall_s, 2),
+    }
+
+
 async def run_plan(variants: list, texts: list[str], plan: BenchPlan) -> list[dict]:
     runs = []
     for level in plan.levels:
@@ -38,18 +69,26 @@ async def run_plan(variants: list, texts: list[str], plan: BenchPlan) -> list[di
             for variant in order:
                 warm = max(plan.warmup_requests, int(level))
                 await closed_loop(variant.call, texts, min(int(level), warm), None, warm)
+                cpu_before = cpu_seconds(variant)
+                ort_before = variant.ort_cpu_s() if hasattr(variant, "ort_cpu_s") else None
                 if plan.open_loop:
                     outcomes, wall = await open_loop(variant.call, texts, level, plan.duration_s, plan.count)
                 else:
                     outcomes, wall = await closed_loop(
                         variant.call, texts, int(level), plan.duration_s, plan.count
                     )
+                cpu_after = cpu_seconds(variant)
                 row = {
                     "variant": variant.name,
                     "level": level,
                     "round": round_index,
                     **summarize(outcomes, wall),
                 }
+                row.update(_cpu_fields(cpu_before, cpu_after, row["ok"], wall))
+                if ort_before is not None and row["ok"]:  # the model's own share (sched only)
+                    row["ort_cpu_ms_per_request"] = round(
+                        (variant.ort_cpu_s() - ort_before) / row["ok"] * 1000, 3
+                    )
                 runs.append(row)
                 mode = "rate" if plan.open_loop else "conc"
                 print(
@@ -85,6 +124,11 @@ def combine(runs: list[dict]) -> list[dict]:
                 "p99_ms": median(lambda r: r["latency_ms"]["p99"]),
                 "ttft_p50_ms": median(lambda r: (r["ttft_ms"] or {}).get("p50")),
                 "errors": sum(sum(r["errors"].values()) for r in mine),
+                # CPU of the load generator + the server process, per answered request
+                "cpu_ms_per_request": median(lambda r: r.get("cpu_ms_per_request")),
+                "server_cpu_ms_per_request": median(lambda r: r.get("server_cpu_ms_per_request")),
+                "ort_cpu_ms_per_request": median(lambda r: r.get("ort_cpu_ms_per_request")),
+                "cores_busy": median(lambda r: r.get("cores_busy")),
             }
         )
     for row in summary:
@@ -102,7 +146,7 @@ def format_table(summary: list[dict], open_loop: bool) -> str:
     head = (
         f"| {'rate/s' if open_loop else 'concurrency'} | variant | req/s | tokens/s | words/s | p50 ms | "
         "p95 ms | p99 ms | TTFT p50 ms | errors | tokens/s ÷ (b) | p99 ÷ (b) | tokens/s ÷ (b served) | "
-        "p50 ÷ (b served) | p99 ÷ (b served) | tokens/s ÷ (a) |"
+        "p50 ÷ (b served) | p99 ÷ (b served) | tokens/s ÷ (a) | CPU ms/req | cores |"
     )
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in summary:
@@ -112,9 +156,14 @@ def format_table(summary: list[dict], open_loop: bool) -> str:
             f"{r['ttft_p50_ms'] if r['ttft_p50_ms'] is not None else '-'} | {r['errors']} | "
             f"{r.get('tokens_x_' + BASELINE, '-')} | {r.get('p99_x_' + BASELINE, '-')} | "
             f"{r.get('tokens_x_' + SERVED_BASELINE, '-')} | {r.get('p50_x_' + SERVED_BASELINE, '-')} | "
-            f"{r.get('p99_x_' + SERVED_BASELINE, '-')} | {r.get('tokens_x_torch-eager', '-')} |"
+            f"{r.get('p99_x_' + SERVED_BASELINE, '-')} | {r.get('tokens_x_torch-eager', '-')} | "
+            f"{_or_dash(r.get('cpu_ms_per_request'))} | {_or_dash(r.get('cores_busy'))} |"
         )
     return "\n".join(lines)
+
+
+def _or_dash(value) -> str:
+    return "-" if value is None else str(value)
 
 
 def conditions(bundle, setup: DecodeSetup, inputs: str, n_inputs: int, plan: BenchPlan) -> dict:

@@ -112,15 +112,21 @@ class InProcessScheduler:
         self.bundle, self.setup, self.max_rows = bundle, setup, max_rows
 
     async def start(self) -> None:
+        from service.bench.ort_cpu import OrtCpuMeter
         from service.runner import Runner, RunnerConfig
         from service.scheduler import Scheduler, SchedulerConfig
 
         config = RunnerConfig(intra_op_threads=self.setup.server_threads, precision=self.setup.precision)
-        runner = Runner.from_bundle(self.bundle, config)
+        self.ort_meter = OrtCpuMeter(lambda: Runner.from_bundle(self.bundle, config))
+        runner = self.ort_meter.runner
         runner.warm_up()
         limits = SchedulerConfig(max_rows=max(self.max_rows, self.setup.beam_size), max_queue=4096)
         self.scheduler = Scheduler(runner, limits)
         await self.scheduler.start()
+
+    def ort_cpu_s(self) -> float:
+        """CPU seconds ONNX Runtime has spent so far (the model's own share of the requests)."""
+        return self.ort_meter.seconds()
 
     async def call(self, text: str) -> tuple[int, int, float | None]:
         from service.handle import DecodeRequest
@@ -172,18 +178,24 @@ class GrpcServer:
         if self.target is None:
             port = _free_port()
             self.target = f"127.0.0.1:{port}"
-            command = [sys.executable, "-m", "s2s.cli", "--log-level", "WARNING", "serve",
-                       "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "off",
-                       "--bundle", str(self.bundle.path), "--precision", self.setup.precision,
-                       "--max-rows", str(self.max_rows), "--max-queue", "4096"]  # fmt: skip
-            if self.per_request:
-                command += ["--threads", str(self.setup.threads), "--decode-threads", str(self.setup.workers),
-                            "--max-requests", "1"]  # fmt: skip
-            else:
-                command += ["--threads", str(self.setup.server_threads)]
-            self.process = subprocess.Popen(command, env=os.environ.copy())
+            self.process = subprocess.Popen(self._server_command(port), env=os.environ.copy())
         self.client = AsyncTranslatorClient(self.target, timeout=120)
         await self._wait_serving(60)
+
+    def _server_command(self, port: int) -> list[str]:
+        command = [sys.executable, "-m", "s2s.cli", "--log-level", "WARNING", "serve",
+                   "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "off",
+                   "--bundle", str(self.bundle.path), "--precision", self.setup.precision,
+                   "--max-rows", str(self.max_rows), "--max-queue", "4096"]  # fmt: skip
+        if self.per_request:
+            return command + ["--threads", str(self.setup.threads), "--decode-threads",
+                              str(self.setup.workers), "--max-requests", "1"]  # fmt: skip
+        return command + ["--threads", str(self.setup.server_threads)]
+
+    @property
+    def server_pid(self) -> int | None:
+        """The server subprocess whose CPU time the benchmark adds to its own; None if external."""
+        return self.process.pid if self.process is not None else None
 
     async def _wait_serving(self, timeout: float) -> None:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -224,3 +236,15 @@ class GrpcServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class GrpcFloor(GrpcServer):
+    """The gRPC floor: the same client against service/bench/floor_server.py, a Translator that
+    answers with a canned translation and decodes nothing. What it costs per request is what
+    any Python gRPC server pays on this machine before decoding a single token."""
+
+    name = "grpc-floor"
+
+    def _server_command(self, port: int) -> list[str]:
+        server = "service.bench.floor_server"
+        return [sys.executable, "-m", server, "--host", "127.0.0.1", "--port", str(port)]

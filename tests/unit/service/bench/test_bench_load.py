@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
 from service.bench.inputs import tsv_test_split
 from service.bench.load import Outcome, closed_loop, open_loop, summarize
-from service.bench.run import combine, format_table
+from service.bench.run import _cpu_fields, combine, cpu_seconds, format_table
 
 
 class _Refused(Exception):
@@ -90,3 +92,42 @@ def test_tsv_test_split_takes_every_twentieth_line_from_the_eighth(tmp_path):
     (tmp_path / "short.tsv").write_text("a\tb\n", encoding="utf-8")
     with pytest.raises(ValueError, match="no test-split lines"):
         tsv_test_split(tmp_path / "short.tsv")
+
+
+class _ServerVariant:
+    def __init__(self, pid):
+        self.server_pid = pid
+
+
+def test_cpu_seconds_adds_the_server_process_to_the_load_generator():
+    # A real child that burns CPU, says so, then idles: its time must show in the variant's count.
+    burn = (
+        "import time\nwhile time.process_time() < 0.6: pass\n"
+        "print('burnt', flush=True)\ntime.sleep(60)"
+    )
+    burner = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE, text=True)
+    try:
+        assert burner.stdout.readline() == "burnt\n"
+        alone = cpu_seconds(_ServerVariant(None))
+        with_server = cpu_seconds(_ServerVariant(burner.pid))
+    finally:
+        burner.kill()
+        burner.communicate()  # reap it and close its pipe
+    assert alone is not None and with_server is not None
+    assert alone[1] == 0.0  # in-process: no server to add
+    assert with_server[1] > 0.3  # the child's ~0.6 s of CPU (ticks of 10 ms, a loaded host)
+    assert with_server[0] - alone[0] < 0.3  # and none of it counted as ours
+    assert cpu_seconds(_ServerVariant(2**22 + 12345)) is None  # no such process: unknown, not 0
+
+
+def test_cpu_per_request_is_reported_per_answered_request_and_in_the_table():
+    fields = _cpu_fields((10.0, 5.0), (11.5, 5.5), ok=1000, wall_s=4.0)
+    assert fields == {"cpu_ms_per_request": 2.0, "server_cpu_ms_per_request": 0.5, "cores_busy": 0.5}
+    assert _cpu_fields(None, (1.0, 0.0), 1000, 4.0)["cpu_ms_per_request"] is None
+    assert _cpu_fields((0.0, 0.0), (1.0, 0.0), 0, 4.0)["cores_busy"] is None  # nothing answered
+    row = {"variant": "grpc-floor", "level": 64, "round": 0, "requests_per_s": 1, "tokens_per_s": 1,
+           "words_per_s": 1, "latency_ms": {"p50": 1, "p95": 1, "p99": 1}, "ttft_ms": None, "errors": {},
+           "cpu_ms_per_request": 0.7, "cores_busy": 1.9}  # fmt: skip
+    [summary] = combine([row, {**row, "round": 1, "cpu_ms_per_request": 0.9}])
+    assert summary["cpu_ms_per_request"] == 0.8 and summary["cores_busy"] == 1.9
+    assert format_table([summary], open_loop=False).rstrip().endswith("| 0.8 | 1.9 |")

@@ -1,0 +1,59 @@
+"""How much of the in-process scheduler's CPU is ONNX Runtime's own work (Linux /proc).
+
+The budget in docs/performance.md needs the model's share of a request apart from everything
+around it: a scheduler whose Python cost nothing would still pay this, on top of what gRPC costs.
+It is the CPU the calling thread spends inside the runner's encode and step calls, plus the CPU
+of the intra-op pool threads that the runner's sessions started.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from service.runner import Runner
+
+
+def _thread_ids() -> set[int]:
+    return {int(tid) for tid in os.listdir("/proc/self/task")}
+
+
+def _thread_cpu_s(tid: int) -> float:
+    try:
+        with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:  # the thread has ended: its time is no longer counted anywhere
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class OrtCpuMeter:
+    """Builds a runner with `make_runner` and counts ONNX Runtime's CPU in it from then on."""
+
+    def __init__(self, make_runner: Callable[[], Runner]) -> None:
+        before = _thread_ids()
+        self.runner = make_runner()
+        self._pool_threads = _thread_ids() - before  # started by the sessions: intra-op pools
+        self._in_calls_s = 0.0  # the calling (decode) thread's CPU inside encode and step
+        encode, step = self.runner.encode, self.runner.step
+
+        def timed_encode(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return encode(*args, **kwargs)
+            finally:
+                self._in_calls_s += time.thread_time() - started
+
+        def timed_step(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                self._in_calls_s += time.thread_time() - started
+
+        self.runner.encode, self.runner.step = timed_encode, timed_step
+
+    def seconds(self) -> float:
+        """ONNX Runtime CPU seconds so far (warm-up included: take differences)."""
+        return self._in_calls_s + sum(_thread_cpu_s(tid) for tid in self._pool_threads)
