@@ -36,23 +36,18 @@ class OrtCpuMeter:
         self.runner = make_runner()
         self._pool_threads = _thread_ids() - before  # started by the sessions: intra-op pools
         self._in_calls_s = 0.0  # the calling (decode) thread's CPU inside encode and step
-        encode, step = self.runner.encode, self.runner.step
+        self.runner.encode = self._timed(self.runner.encode)
+        self.runner.step = self._timed(self.runner.step)
 
-        def timed_encode(*args, **kwargs):
+    def _timed(self, call: Callable) -> Callable:
+        def timed(*args, **kwargs):
             started = time.thread_time()
             try:
-                return encode(*args, **kwargs)
+                return call(*args, **kwargs)
             finally:
                 self._in_calls_s += time.thread_time() - started
 
-        def timed_step(*args, **kwargs):
-            started = time.thread_time()
-            try:
-                return step(*args, **kwargs)
-            finally:
-                self._in_calls_s += time.thread_time() - started
-
-        self.runner.encode, self.runner.step = timed_encode, timed_step
+        return timed
 
     def seconds(self) -> float:
         """ONNX Runtime CPU seconds so far (warm-up included: take differences)."""

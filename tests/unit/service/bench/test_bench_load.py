@@ -101,10 +101,7 @@ class _ServerVariant:
 
 def test_cpu_seconds_adds_the_server_process_to_the_load_generator():
     # A real child that burns CPU, says so, then idles: its time must show in the variant's count.
-    burn = (
-        "import time\nwhile time.process_time() < 0.6: pass\n"
-        "print('burnt', flush=True)\ntime.sleep(60)"
-    )
+    burn = "import time\nwhile time.process_time() < 0.6: pass\nprint('burnt', flush=True)\ntime.sleep(60)"
     burner = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE, text=True)
     try:
         assert burner.stdout.readline() == "burnt\n"
