@@ -40,7 +40,7 @@ ALL=torch,ort,server-per-request,server
 "$S2S" bench --bundle "$B" --inputs "$DATA" --variants server-per-request,server,server-stream \
   --concurrency 1,64 --duration 5 --rounds 2 --out "$OUT/stream.json"
 # The budget: CPU per request of every variant, the gRPC floor and ONNX Runtime's own share.
-"$S2S" bench --bundle "$B" --checkpoint "$CKPT" --inputs "$DATA" --variants $ALL,sched,grpc-floor \
+"$S2S" bench --bundle "$B" --checkpoint "$CKPT" --inputs "$DATA" --variants $ALL,sched,grpc-floor,server-pool \
   --concurrency 64 --duration 5 --rounds 2 --out "$OUT/budget.json"
 # The decoder step against the MatMul ceiling.
 "$S2S" bench-step --bundle "$B" --rows 1,8,64 --src-len 10 --out "$OUT/step.json"
@@ -52,7 +52,7 @@ if [ -n "$LARGE" ]; then  # the larger model: hidden 512
     --concurrency 1,64 --duration 5 --rounds 2 --out "$OUT/large-greedy.json"
   "$S2S" bench --bundle "$L" --inputs "$DATA" --variants ort,server-per-request,server --beam 5 \
     --max-rows 320 --concurrency 1,64 --duration 5 --rounds 2 --out "$OUT/large-beam5.json"
-  "$S2S" bench --bundle "$L" --checkpoint "$LARGE" --inputs "$DATA" --variants $ALL,sched,grpc-floor \
+  "$S2S" bench --bundle "$L" --checkpoint "$LARGE" --inputs "$DATA" --variants $ALL,sched,grpc-floor,server-pool \
     --concurrency 64 --duration 5 --rounds 2 --out "$OUT/budget-large.json"
   "$S2S" bench-step --bundle "$L" --rows 1,8,64 --src-len 10 --out "$OUT/large-step.json"
 fi

@@ -12,7 +12,10 @@ from pathlib import Path
 from s2s.bundle import DEFAULT_BUNDLE_DIR
 from s2s.options import add_option
 
-VARIANTS = ("torch", "ort", "sched", "server", "server-stream", "server-per-request", "grpc-floor")
+VARIANTS = (
+    *("torch", "ort", "sched", "server", "server-stream"),
+    *("server-per-request", "server-pool", "grpc-floor"),
+)
 
 
 def _levels(text: str) -> tuple[float, ...]:
@@ -84,6 +87,8 @@ def _make_variants(args, bundle, setup) -> list:
             made.append(v.InProcessScheduler(bundle, setup, args.max_rows))
         elif name == "grpc-floor":
             made.append(v.GrpcFloor(bundle, setup))
+        elif name == "server-pool":
+            made.append(v.GrpcPool(bundle, setup))
         else:
             per_request = name == "server-per-request"
             target = None if per_request else args.server or None  # --server is the batching one

@@ -239,12 +239,26 @@ class GrpcServer:
 
 
 class GrpcFloor(GrpcServer):
-    """The gRPC floor: the same client against service/bench/floor_server.py, a Translator that
-    answers with a canned translation and decodes nothing. What it costs per request is what
-    any Python gRPC server pays on this machine before decoding a single token."""
+    """The gRPC floor: the same client against a Translator that answers with a canned
+    translation and decodes nothing (service/bench/baseline_servers.py). What it costs per
+    request is what any Python gRPC server pays on this machine before decoding a single token."""
 
     name = "grpc-floor"
 
     def _server_command(self, port: int) -> list[str]:
-        server = "service.bench.floor_server"
-        return [sys.executable, "-m", server, "--host", "127.0.0.1", "--port", str(port)]
+        return [sys.executable, "-m", "service.bench.baseline_servers", "--kind", "floor",
+                "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+
+
+class GrpcPool(GrpcServer):
+    """(b) served the common way (service/bench/baseline_servers.py): a gRPC handler handing each
+    request to `workers` threads that decode one request at a time with export/ort_decoder.py."""
+
+    name = "server-pool"
+
+    def _server_command(self, port: int) -> list[str]:
+        setup = self.setup
+        return [sys.executable, "-m", "service.bench.baseline_servers", "--kind", "pool",
+                "--bundle", str(self.bundle.path), "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(setup.workers), "--threads", str(setup.threads),
+                "--precision", setup.precision]  # fmt: skip
