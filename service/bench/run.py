@@ -43,9 +43,11 @@ def cpu_seconds(variant) -> tuple[float, float] | None:
     """CPU seconds used so far by the load generator and by the variant's server process (0 for
     in-process variants): the cost of its requests, whichever process pays it. None where it
     cannot be read."""
+    in_process = not hasattr(variant, "server_pid")
+    if not in_process and variant.server_pid is None:
+        return None  # a server we did not start (--server): its CPU is not ours to read
     try:
-        pid = getattr(variant, "server_pid", None)
-        return _process_cpu_s(None), (_process_cpu_s(pid) if pid else 0.0)
+        return _process_cpu_s(None), (0.0 if in_process else _process_cpu_s(variant.server_pid))
     except (OSError, ValueError, IndexError):
         return None
 

@@ -105,7 +105,7 @@ def test_cpu_seconds_adds_the_server_process_to_the_load_generator():
     burner = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE, text=True)
     try:
         assert burner.stdout.readline() == "burnt\n"
-        alone = cpu_seconds(_ServerVariant(None))
+        alone = cpu_seconds(object())  # in-process: this process only
         with_server = cpu_seconds(_ServerVariant(burner.pid))
     finally:
         burner.kill()
@@ -115,6 +115,8 @@ def test_cpu_seconds_adds_the_server_process_to_the_load_generator():
     assert with_server[1] > 0.3  # the child's ~0.6 s of CPU (ticks of 10 ms, a loaded host)
     assert with_server[0] - alone[0] < 0.3  # and none of it counted as ours
     assert cpu_seconds(_ServerVariant(2**22 + 12345)) is None  # no such process: unknown, not 0
+    assert cpu_seconds(_ServerVariant(None)) is None  # a server we did not start: unknown
+    assert cpu_seconds(object())[1] == 0.0  # an in-process variant has no server to add
 
 
 def test_cpu_per_request_is_reported_per_answered_request_and_in_the_table():
