@@ -45,6 +45,19 @@ def test_concatenate_pads_to_the_longest_source_and_keeps_values():
     assert merged.encoder_generation not in (short.encoder_generation, long.encoder_generation)
 
 
+def test_concatenate_places_every_part_at_its_rows_whatever_the_order_of_lengths():
+    parts = [_encoded([1], [4], seed=6), _encoded([2, 3], [7, 2], seed=7), _encoded([4], [1], seed=8)]
+    merged = DecodeBatch.concatenate(parts)
+    assert merged.src_len == 7 and merged.row_owner.tolist() == [1, 2, 3, 4]
+    for part, rows in zip(parts, (slice(0, 1), slice(1, 3), slice(3, 4)), strict=True):
+        t = part.src_len
+        np.testing.assert_array_equal(merged.memory[rows, :t], part.memory)
+        np.testing.assert_array_equal(merged.keys[rows, :t], part.keys)
+        np.testing.assert_array_equal(merged.src_mask[rows, :t], part.src_mask)
+        assert not merged.keys[rows, t:].any() and not merged.src_mask[rows, t:].any()
+    assert merged.memory.flags.c_contiguous and merged.memory.dtype == np.float32
+
+
 def test_select_within_requests_gathers_state_but_keeps_encoder_arrays():
     batch = _encoded([1, 2], [3, 4], seed=3)
     grown = batch.select(np.array([0, 0, 0, 1]), np.array([5, 6, 7, 8]))  # request 1 grows to 3 beams
