@@ -19,13 +19,18 @@ def _thread_ids() -> set[int]:
     return {int(tid) for tid in os.listdir("/proc/self/task")}
 
 
+def proc_cpu_s(stat_path: str) -> float:
+    """User + system CPU seconds from a /proc .../stat file (a process or one of its threads)."""
+    with open(stat_path, encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def _thread_cpu_s(tid: int) -> float:
     try:
-        with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
+        return proc_cpu_s(f"/proc/self/task/{tid}/stat")
     except OSError:  # the thread has ended: its time is no longer counted anywhere
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class OrtCpuMeter:

@@ -14,6 +14,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from service.bench.load import closed_loop, open_loop, summarize
+from service.bench.ort_cpu import proc_cpu_s
 from service.bench.variants import DecodeSetup
 
 BASELINE = "ort-per-request"  # ratios are against this, and against torch-eager when run
@@ -34,9 +35,7 @@ def _process_cpu_s(pid: int | None) -> float:
     """User + system CPU seconds of this process (pid None) or of `pid` (Linux /proc)."""
     if pid is None:
         return time.process_time()  # all threads; finer than /proc's 10 ms ticks
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return proc_cpu_s(f"/proc/{pid}/stat")
 
 
 def cpu_seconds(variant) -> tuple[float, float] | None:

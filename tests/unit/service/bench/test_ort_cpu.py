@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/unit/service: sched_bundle
-from sched_bundle import load_test_bundle  # noqa: E402
-
-from service.batch import DecodeBatch  # noqa: E402
-from service.bench.ort_cpu import OrtCpuMeter  # noqa: E402
-from service.runner import Runner, RunnerConfig  # noqa: E402
+from service.batch import DecodeBatch
+from service.bench.ort_cpu import OrtCpuMeter
+from service.runner import Runner, RunnerConfig
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 
-def test_meter_counts_the_calls_and_the_pool_threads_the_sessions_started():
-    bundle = load_test_bundle()
+def test_meter_counts_the_calls_and_the_pool_threads_the_sessions_started(bundle):
     meter = OrtCpuMeter(lambda: Runner.from_bundle(bundle, RunnerConfig(intra_op_threads=2)))
     runner = meter.runner
     assert meter._pool_threads, "two intra-op threads per session: ONNX Runtime starts a pool thread"
