@@ -1,57 +1,60 @@
-# syntax=docker/dockerfile:1.7
 # s2s serving image, GPU: `s2s serve` on onnxruntime-gpu with the CUDA execution provider.
 #
+#   scripts/build_images.sh serve-gpu      (podman or Docker; docs/deploy.md "Building the images")
 #   docker build -f deploy/docker/serve-gpu.Dockerfile -t s2s-serve-gpu:0.1.0 .   (repo root)
 #   docker run --gpus all -p 50051:50051 -p 8000:8000 --read-only --tmpfs /tmp s2s-serve-gpu:0.1.0
 #
-# onnxruntime-gpu 1.31 needs CUDA 12.x and cuDNN 9: the cudnn-runtime base carries both (no
-# compiler, no headers). Expected size: about 4.5 GB uncompressed, nearly all CUDA and cuDNN
-# libraries of the base; s2s adds ~400 MB. Ubuntu 24.04's Python is 3.12 (s2s needs >= 3.11).
-ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+# onnxruntime-gpu 1.31 is built for CUDA 13 and cuDNN 9. Both come from NVIDIA's pip wheels
+# through the package's own `cuda` and `cudnn` extras (the CUDA 13 runtime, cuBLAS, cuFFT, cuRAND,
+# NVRTC and cuDNN for CUDA 13), so the base is the same Python image as the CPU server's and the
+# CUDA version can only be the one this onnxruntime-gpu asks for. The node's driver must support
+# CUDA 13.0 (R580 or newer); the NVIDIA container toolkit mounts its libcuda.so.1.
+# Size: see docs/deploy.md (nearly all of it the CUDA and cuDNN libraries).
+ARG PYTHON_IMAGE=docker.io/library/python:3.11.14-slim-bookworm
 
-FROM ${CUDA_IMAGE} AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    DEBIAN_FRONTEND=noninteractive
-# Distro packages follow the base image's snapshot; pin the base by digest to freeze them.
-# hadolint ignore=DL3008
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv \
- && rm -rf /var/lib/apt/lists/*
+    PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-RUN python3 -m venv /opt/venv
+RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml README.md ./
 COPY s2s ./s2s
 COPY service ./service
+COPY deploy/docker/check_cuda_libraries.py /opt/s2s/
 # The pinned runtime dependencies from pyproject.toml with onnxruntime swapped for
-# onnxruntime-gpu (both install the same `onnxruntime` module: never both at once).
+# onnxruntime-gpu[cuda,cudnn] (both install the same `onnxruntime` module: never both at once).
 RUN pip install "setuptools==84.2.1" "wheel==0.48.0" \
  && python -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
 print('\n'.join([r for r in d['dependencies'] if not r.startswith('onnxruntime==')] \
-+ d['optional-dependencies']['gpu']))" > /tmp/requirements.txt \
++ [r.replace('onnxruntime-gpu==', 'onnxruntime-gpu[cuda,cudnn]==') for r in d['optional-dependencies']['gpu']]))" \
+    > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt \
  && pip install --no-deps --no-build-isolation . \
  && python -m compileall -q /opt/venv \
- && python -c "import onnxruntime; assert 'CUDAExecutionProvider' in onnxruntime.get_available_providers()"
+ && cd / && python -c "import importlib.util as u; \
+assert u.find_spec('torch') is None and u.find_spec('service.bench') is None, 'torch or bench in the image'"
 
-FROM ${CUDA_IMAGE} AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="s2s-serve-gpu" \
       org.opencontainers.image.description="s2s gRPC translation server (ONNX Runtime, CUDA)" \
       org.opencontainers.image.licenses="Apache-2.0"
-ENV DEBIAN_FRONTEND=noninteractive
-# hadolint ignore=DL3008
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 \
- && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid 10001 s2s \
+RUN groupadd --system --gid 10001 s2s \
  && useradd --system --uid 10001 --gid s2s --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin s2s
 COPY --from=build /opt/venv /opt/venv
-# S2S_REQUIRE_PROVIDER: on a node without a usable GPU the server exits instead of quietly
-# serving from the CPU, so the scheduler's placement mistake shows as a failing pod.
+COPY --from=build /opt/s2s /opt/s2s
+# LD_LIBRARY_PATH: where the provider library finds the CUDA 13 and cuDNN wheels' libraries.
+# NVIDIA_*: what the container toolkit mounts (compute), and its refusal to start the container on
+# a driver too old for CUDA 13. S2S_REQUIRE_PROVIDER: on a node without a usable GPU the server
+# exits instead of quietly serving from the CPU, so a placement mistake shows as a failing pod.
+# ORT_DISABLE_TELEMETRY: as in serve.Dockerfile (no device ID under $HOME, no uploads).
 ENV PATH=/opt/venv/bin:$PATH \
+    LD_LIBRARY_PATH=/opt/venv/lib/python3.11/site-packages/nvidia/cu13/lib:/opt/venv/lib/python3.11/site-packages/nvidia/cudnn/lib \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    NVIDIA_REQUIRE_CUDA="cuda>=13.0" \
+    ORT_DISABLE_TELEMETRY=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     S2S_HOST=0.0.0.0 \
@@ -60,6 +63,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     S2S_PROVIDER=cuda \
     S2S_REQUIRE_PROVIDER=true \
     S2S_GRACE_PERIOD=10
+# The check that a GPU image can use its GPU: every CUDA library resolves here (in the final
+# stage, with the LD_LIBRARY_PATH above), else the build fails.
+RUN python /opt/s2s/check_cuda_libraries.py
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 50051 8000

@@ -1,13 +1,13 @@
-# syntax=docker/dockerfile:1.7
-# s2s serving image, CPU: `s2s serve` on ONNX Runtime. No torch, no compiler, no build tools.
+# s2s serving image, CPU: `s2s serve` on ONNX Runtime. No torch, no benchmark, no build tools.
 #
+#   scripts/build_images.sh serve          (podman or Docker; docs/deploy.md "Building the images")
 #   docker build -f deploy/docker/serve.Dockerfile -t s2s-serve:0.1.0 .      (from the repo root)
 #   docker run -p 50051:50051 -p 8000:8000 --read-only --tmpfs /tmp s2s-serve:0.1.0
 #
-# Expected size: about 320 MB uncompressed (python:3.11-slim ~130 MB, onnxruntime ~80 MB,
-# numpy ~75 MB, grpcio ~20 MB, the rest and the shipped bundle a few MB); ~110 MB compressed.
-# Pin the base by digest in your registry mirror; the tag below names the exact Python release.
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# Size: see docs/deploy.md (measured, with the Debian stand-in base: the base ~130 MB, onnxruntime,
+# numpy, grpcio and the shipped bundle the rest). Pin the base by digest in your registry mirror;
+# the tag below names the exact Python release. Fully qualified: podman resolves no short names.
+ARG PYTHON_IMAGE=docker.io/library/python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -16,16 +16,20 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# Only what serving needs: the package's runtime dependencies are pinned in pyproject.toml, and
-# training/ and export/ are left out (s2s/cli.py skips their subcommands when absent).
+# Only what serving needs: the package's runtime dependencies are pinned in pyproject.toml;
+# training/, export/ and service/bench/ are left out by serve.Dockerfile.dockerignore (the CLIs
+# skip their subcommands when absent).
 COPY pyproject.toml README.md ./
 COPY s2s ./s2s
 COPY service ./service
 # The build backend is pinned too: --no-build-isolation builds with these, not whatever is newest.
+# The last check fails the build when a context without the .dockerignore let the benchmark in.
 RUN pip install "setuptools==84.2.1" "wheel==0.48.0" \
  && pip install --no-build-isolation . \
  && python -m compileall -q /opt/venv \
- && python -c "import sys, service.server; assert 'torch' not in sys.modules"
+ && cd / && python -c "import sys, importlib.util as u, service.server; \
+assert 'torch' not in sys.modules and u.find_spec('torch') is None, 'torch in the serving image'; \
+assert u.find_spec('service.bench') is None, 'service/bench in the serving image'"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="s2s-serve" \
@@ -37,7 +41,11 @@ RUN groupadd --system --gid 10001 s2s \
 COPY --from=build /opt/venv /opt/venv
 # Bytecode was compiled at build time, so a read-only root filesystem costs nothing at start.
 # Config is S2S_* variables (s2s serve --help); these are the image defaults.
+# ORT_DISABLE_TELEMETRY: ONNX Runtime's telemetry would try to persist a device ID under $HOME
+# (/nonexistent, on a read-only root: a warning at every start) and to upload over HTTPS from a
+# pod whose NetworkPolicy allows no egress.
 ENV PATH=/opt/venv/bin:$PATH \
+    ORT_DISABLE_TELEMETRY=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     S2S_HOST=0.0.0.0 \

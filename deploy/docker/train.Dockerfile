@@ -1,14 +1,18 @@
-# syntax=docker/dockerfile:1.7
 # s2s training image: `s2s train`, `s2s evaluate`, `s2s export` with PyTorch (CPU wheels).
 #
+#   scripts/build_images.sh train          (podman or Docker; docs/deploy.md "Building the images")
 #   docker build -f deploy/docker/train.Dockerfile -t s2s-train:0.1.0 .        (from the repo root)
+#   docker build --build-arg TORCH_INDEX_URL=https://mirror.example/whl/cpu ...   (your mirror)
 #   docker run --rm -v "$PWD/runs:/work/runs" -v "$PWD/data:/work/data:ro" s2s-train:0.1.0 \
 #       train --help
 #
-# Expected size: about 1.3 GB uncompressed (torch CPU ~800 MB, onnx, matplotlib, numpy, ORT).
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# Size: see docs/deploy.md (torch CPU is most of it; onnx, matplotlib, numpy, ORT the rest).
+ARG PYTHON_IMAGE=docker.io/library/python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# The index that serves torch's CPU wheels (PyPI's Linux torch is the multi-GB CUDA build); a
+# mirror or a local file index where download.pytorch.org cannot be reached.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -20,11 +24,13 @@ COPY s2s ./s2s
 COPY service ./service
 COPY training ./training
 COPY export ./export
-# torch first from the CPU wheel index (the default index's torch pulls ~3 GB of CUDA wheels),
-# then the package with its pinned train extra; pip keeps the torch already there.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0" \
+# torch alone first from the CPU wheel index (the default index's torch pulls ~3 GB of CUDA
+# wheels), then the package with its pinned train extra: pip keeps the torch already there and
+# brings torch's own small dependencies from the default index with the rest.
+RUN pip install --no-deps --index-url "$TORCH_INDEX_URL" "torch==2.13.0" \
  && pip install "setuptools==84.2.1" "wheel==0.48.0" \
  && pip install --no-build-isolation "./[train]" \
+ && pip check \
  && python -m compileall -q /opt/venv
 
 FROM ${PYTHON_IMAGE} AS runtime
