@@ -1,7 +1,9 @@
 """`s2s export CHECKPOINT --out DIR`: write a validated model bundle (torch-free at import time).
 
 Heavy imports (torch, onnx) happen inside the command, so `s2s --help` and `s2s serve` never load
-them. Every option has an S2S_EXPORT_* environment variable.
+them. Every option has an S2S_EXPORT_* environment variable. Exit codes (s2s.cli): 2 for a bad
+flag or input (not a checkpoint, a bad name or version, a bundle that exists without --force),
+1 when the export ran and failed (its graphs do not match PyTorch, the bundle does not load).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from s2s.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from s2s.options import add_option
 
 log = logging.getLogger(__name__)
@@ -31,11 +34,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("checkpoint", type=Path, help="training checkpoint (.pt) written by `s2s train`")
     add_option(parser, "--out", env=_ENV + "OUT", type=Path, default=Path("bundles"),
                help="directory that receives <name>/<version>/")  # fmt: skip
-    add_option(parser, "--name", env=_ENV + "NAME", default=None,
-               help="model name (default: the checkpoint's name)")  # fmt: skip
+    add_option(parser, "--name", env=_ENV + "NAME", default=None, shown_default="the checkpoint's name",
+               help="model name")  # fmt: skip
     add_option(parser, "--version", env=_ENV + "VERSION", default="1",
                help="bundle version: letters, digits, '.', '_', '-'")  # fmt: skip
     add_option(parser, "--quantize", env=_ENV + "QUANTIZE", default=None, choices=["int8"],
+               shown_default="off",
                help="also write dynamic-int8 graphs (variant 'int8', for CPU)")  # fmt: skip
     add_option(parser, "--fp16", env=_ENV + "FP16", default=False, flag_bool=True,
                help="also write fp16 graphs (variant 'fp16', for GPU execution providers)")  # fmt: skip
@@ -50,13 +54,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                help="default output-token cap recorded for the server")  # fmt: skip
     add_option(parser, "--max-length-ratio", env=_ENV + "MAX_LENGTH_RATIO", type=float, default=3.0,
                help="default cap of ceil(ratio * source tokens) recorded for the server")  # fmt: skip
+    add_option(parser, "--progress", env=_ENV + "PROGRESS", default=True, flag_bool=True,
+               help="show the export's stages as a progress bar on stderr (on a terminal only)")  # fmt: skip
     parser.set_defaults(func=_export_command)
 
 
 def _export_command(args: argparse.Namespace) -> int:
-    from export.errors import ExportError
-    from export.exporter import ExportConfig, export_checkpoint
+    from export.errors import ExportError, ValidationError
+    from export.exporter import ExportConfig, export_checkpoint, export_stages
     from s2s.bundle import BundleError
+    from training import progress
     from training.model import CheckpointError
 
     try:
@@ -72,9 +79,13 @@ def _export_command(args: argparse.Namespace) -> int:
             max_length=args.max_length,
             max_length_ratio=args.max_length_ratio,
         )
-        bundle_dir = export_checkpoint(args.checkpoint, config)
-    except (CheckpointError, ExportError, BundleError) as exc:
+        with progress.Stages(args.progress, export_stages(config), "export") as stages:
+            bundle_dir = export_checkpoint(args.checkpoint, config, stages.start)
+    except (ValidationError, BundleError) as exc:  # what it wrote is wrong: a failure, not the input
         print(f"s2s export: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
+    except (CheckpointError, ExportError) as exc:
+        print(f"s2s export: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(bundle_dir)
-    return 0
+    return EXIT_OK

@@ -9,7 +9,13 @@ dynamic. Validation (export/validate.py) checks that claim on every export.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -20,6 +26,31 @@ from export.spec import DYNAMIC_AXES, Dims, GraphSpec, graph_specs
 from export.wrappers import DecoderStepGraph, EncoderGraph
 
 DEFAULT_OPSET = 17  # LSTM/GRU with sequence_lens, TopK with a K input; every ONNX Runtime since 1.11
+# torch's C++ shape inference prints this for every packed RNN, straight to the process's stderr
+# (not a Python warning, so no `warnings` filter reaches it). Harmless for our graphs: validation
+# runs them at other batch sizes and lengths on every export and would catch a wrong shape.
+PACKED_RNN_NOTE = re.compile(r"The shape inference of prim::(PackPadded|PadPacked) type is missing")
+
+
+@contextlib.contextmanager
+def native_stderr_without(pattern: re.Pattern[str]) -> Iterator[None]:
+    """Capture file descriptor 2 (what C++ code writes to) during the block, then write back every
+    line that does not match `pattern`: other warnings and errors still show, in their order."""
+    sys.stderr.flush()  # what Python wrote before the block goes out before it
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().splitlines(keepends=True)
+            kept = b"".join(line for line in lines if not pattern.search(line.decode(errors="replace")))
+            if kept:
+                os.write(2, kept)
 
 
 def dims_of(cfg) -> Dims:
@@ -37,7 +68,7 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, spec: GraphSpec, o
     # torch.onnx.export restores the wrapper's training flag afterwards, recursively: a wrapper
     # left in training mode would switch the model's dropout back on for everything after.
     module.eval()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), native_stderr_without(PACKED_RNN_NOTE):
         # The legacy exporter announces its deprecation from the caller's frame; we chose it.
         warnings.filterwarnings(
             "ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning

@@ -13,6 +13,7 @@ import logging
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,16 +57,32 @@ class ExportConfig:
             raise ExportError("max_length must be >= 1 and max_length_ratio > 0")
 
 
-def export_checkpoint(checkpoint: str | Path, config: ExportConfig) -> Path:
+Stage = Callable[[str], None]  # called with each stage's name as it starts (a progress bar)
+
+
+def export_stages(config: ExportConfig) -> list[str]:
+    """The stages an export with `config` runs, in order: what `stage` will be called with."""
+    stages = ["ONNX graphs", "validation"]
+    stages += ["int8"] if config.quantize == "int8" else []
+    stages += ["fp16"] if config.fp16 else []
+    stages += ["optimised graphs"] if config.optimization_level != "disable" else []
+    return [*stages, "manifest"]
+
+
+def _no_stage(name: str) -> None:
+    pass
+
+
+def export_checkpoint(checkpoint: str | Path, config: ExportConfig, stage: Stage = _no_stage) -> Path:
     """Export the checkpoint file; returns the bundle directory. Raises CheckpointError,
     ExportError (BundleExistsError, ValidationError) or BundleError."""
     from training.model import load_checkpoint
 
     model, data = load_checkpoint(checkpoint)
-    return export_model(model, data, config)
+    return export_model(model, data, config, stage)
 
 
-def export_model(model, checkpoint: dict, config: ExportConfig) -> Path:
+def export_model(model, checkpoint: dict, config: ExportConfig, stage: Stage = _no_stage) -> Path:
     """Export an in-memory model with its checkpoint dict (tokenisers, name, train info)."""
     name = config.name or checkpoint.get("name") or "model"
     if not _IDENTIFIER.match(name):
@@ -80,7 +97,7 @@ def export_model(model, checkpoint: dict, config: ExportConfig) -> Path:
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{config.version}.partial-"))
     staging.chmod(0o755)  # mkdtemp makes it private; a published bundle is read by the server's user
     try:
-        _write_bundle(model, checkpoint, name, config, staging)
+        _write_bundle(model, checkpoint, name, config, staging, stage)
         load_bundle(staging)  # the reader the server uses must accept it, checksums included
         _publish(staging, target)
     except BaseException:
@@ -90,14 +107,17 @@ def export_model(model, checkpoint: dict, config: ExportConfig) -> Path:
     return target
 
 
-def _write_bundle(model, checkpoint: dict, name: str, config: ExportConfig, out: Path) -> None:
+def _write_bundle(model, checkpoint: dict, name: str, config: ExportConfig, out: Path, stage: Stage) -> None:
     model.eval()
+    stage("ONNX graphs")
     specs = export_graphs(model, out, config.opset)
     base = {graph: specs[graph].file for graph in GRAPHS}
+    stage("validation")
     report = validate_graphs(model, _paths(out, base), specs)
     log.info("fp32 graphs valid: max |Δ log-prob| %.2g", report["max_abs_diff_log_probs"])
     variants: dict[str, dict] = {}
     if config.quantize == "int8":
+        stage("int8")
         files = {g: f.replace(".onnx", ".int8.onnx") for g, f in base.items()}
         for graph in GRAPHS:
             quantize_int8(out / base[graph], out / files[graph])
@@ -105,6 +125,7 @@ def _write_bundle(model, checkpoint: dict, name: str, config: ExportConfig, out:
         int8 = validate_graphs(model, _paths(out, files), specs, label="int8", tolerance=None)
         variants["int8"] = {"precision": "int8", "files": files, "validation": int8}
     if config.fp16:
+        stage("fp16")
         files = {g: f.replace(".onnx", ".fp16.onnx") for g, f in base.items()}
         for graph in GRAPHS:
             convert_fp16(out / base[graph], out / files[graph])
@@ -114,6 +135,8 @@ def _write_bundle(model, checkpoint: dict, name: str, config: ExportConfig, out:
             "providers": ["CUDAExecutionProvider"],
             "validation": _check_fp16(model, out, files, specs),
         }
+    if config.optimization_level != "disable":
+        stage("optimised graphs")
     optimized = optimize_graphs(out, base, config.optimization_level)
     if optimized:
         # What ONNX Runtime saved is what the server runs: it gets the same checks as the original.
@@ -129,6 +152,7 @@ def _write_bundle(model, checkpoint: dict, name: str, config: ExportConfig, out:
                 check_onnx=False,
             )
             variants["int8"]["optimized"] = int8_opt
+    stage("manifest")
     manifest = build_manifest(
         name=name,
         version=config.version,

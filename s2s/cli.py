@@ -1,6 +1,7 @@
 """The one `s2s` command. Subcommands live with the package that does the work.
 
 Each package's cli module is torch-free at import time: `s2s serve --help` must not load torch.
+Every subcommand exits with one of the codes below (README "Exit codes").
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ import logging
 import sys
 
 from s2s import __version__
+
+# Exit codes of every subcommand. 2 is what argparse itself exits with on a bad flag, so a bad input
+# file or value reads the same as a bad flag; 1 is what Python exits with on an uncaught exception.
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the work ran and failed: export validation, an RPC error, an unexpected error
+EXIT_USAGE = 2  # usage or input error: a bad flag or S2S_* value, a missing or unusable input file
 
 # (module, function that adds its subparsers). Each adds parsers with set_defaults(func=...).
 _COMMAND_MODULES = ("training.cli", "export.cli", "service.cli")
@@ -32,7 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.add_commands(sub)
+    _describe_subcommands(sub)
     return parser
+
+
+def _describe_subcommands(sub: argparse._SubParsersAction) -> None:
+    """A subcommand registered with a one-line help but no description gets the help as its
+    description, so `s2s COMMAND --help` always says what the command does."""
+    for choice in sub._choices_actions:  # one per add_parser(help=...), in registration order
+        parser = sub.choices[choice.dest]
+        if not parser.description and choice.help:
+            parser.description = choice.help[0].upper() + choice.help[1:] + "."
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     result = args.func(args)
     return int(result or 0)
 

@@ -32,14 +32,19 @@ def add_option(
     env: str | None = None,
     choices: list[Any] | None = None,
     flag_bool: bool = False,
+    shown_default: str | None = None,
 ) -> None:
     """Add `flag` reading `env` (default: S2S_<FLAG>) when not given on the command line.
 
     flag_bool=True makes a switch: `--flag` / `--no-flag`, env values true/false/1/0.
+    shown_default: what the help says the default is, where the value itself would not tell
+    (None means "the checkpoint's name", "off", ...); a None default without it reads "not set".
     """
     env = env or ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
     dest = flag.lstrip("-").replace("-", "_")
     raw = os.environ.get(env)
+    if shown_default is None:
+        shown_default = "not set" if default is None else str(default)
     if flag_bool:
         value = _parse_bool(raw) if raw is not None else bool(default)
         parser.add_argument(
@@ -47,7 +52,7 @@ def add_option(
             dest=dest,
             action=argparse.BooleanOptionalAction,
             default=value,
-            help=f"{help} [env {env}; default: {default}]",
+            help=f"{help} [env {env}; default: {shown_default}]",
         )
         return
     if raw is not None:
@@ -65,5 +70,5 @@ def add_option(
         type=type,
         default=value,
         choices=choices,
-        help=f"{help} [env {env}; default: {default}]",
+        help=f"{help} [env {env}; default: {shown_default}]",
     )

@@ -71,11 +71,14 @@ class TrainConfig:
     time_budget: float = _opt(0.0, "stop training after this many seconds (0: no limit)")
     patience: int = _opt(3, "early stopping: epochs without a better validation loss")
     eval_every: int = _opt(0, "also validate every N steps, besides each epoch end (0: epochs only)")
+    valid_bleu: int = _opt(
+        200, "greedy BLEU of this many validation pairs at each validation, for curves.png (0: off)"
+    )
     seed: int = _opt(1234, "random seed: data order, initialisation, dropout")
     device: str = _opt("auto", "auto (CUDA when available), cpu, cuda, cuda:N")
     threads: int = _opt(0, "torch CPU threads (0: torch's default)")
     resume: str = _opt("", "continue from this checkpoint (model, optimizer, epoch, random state)")
-    progress: bool = _opt(True, "show a progress bar with loss and tokens/s")
+    progress: bool = _opt(True, "show a progress bar with loss and tokens/s (on a terminal only)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

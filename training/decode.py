@@ -12,7 +12,7 @@ server must equal token for token, so it does exactly what they do:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,15 +107,23 @@ def decode_batch(
     return results
 
 
-def decode(model: Seq2Seq, sources: Sequence[Sequence[int]], cfg: DecodeConfig) -> list[list[Hypothesis]]:
+def decode(
+    model: Seq2Seq,
+    sources: Sequence[Sequence[int]],
+    cfg: DecodeConfig,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[list[Hypothesis]]:
     """Decode any number of sources, cfg.batch_size at a time, sorted by length for less padding.
-    Results come back in the order of `sources`."""
+    Results come back in the order of `sources`. on_batch(n) is called after each batch of n
+    sources (a progress bar)."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     results: list[list[Hypothesis]] = [[] for _ in sources]
     for s in range(0, len(order), cfg.batch_size):
         chunk = order[s : s + cfg.batch_size]
         for i, hyps in zip(chunk, decode_batch(model, [sources[i] for i in chunk], cfg), strict=True):
             results[i] = hyps
+        if on_batch is not None:
+            on_batch(len(chunk))
     return results
 
 

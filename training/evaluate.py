@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sacrebleu
@@ -79,14 +79,16 @@ def evaluate(
     cfg: DecodeConfig,
     split: str = "test",
     replace_unk: bool = False,
+    on_batch: Callable[[int], None] | None = None,
 ) -> tuple[Scores, list[str]]:
     """Decode every pair's source; returns the scores and the hypotheses, in pair order.
-    replace_unk: replace each output <unk> by the source word it attends to most (s2s.unk)."""
+    replace_unk: replace each output <unk> by the source word it attends to most (s2s.unk).
+    on_batch(n): called after each decoded batch of n sentences (a progress bar)."""
     sources = [src_tok.encode(p.src) or [UNK_ID] for p in pairs]
     if replace_unk:
         cfg = dataclasses.replace(cfg, keep_attention=True)
     tick = time.perf_counter()
-    results = decode(model, sources, cfg)
+    results = decode(model, sources, cfg, on_batch)
     seconds = time.perf_counter() - tick
     # The source as cut, as the server's validation cuts it: an unknown word is copied as written.
     outputs = [

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -282,9 +284,11 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on the pickle protocol of a foreign file
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            data = torch.load(path, map_location="cpu", weights_only=True)  # never runs code from files
     except Exception as exc:  # torch raises many types for a truncated or foreign file
-        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt: {exc}") from exc
+        raise CheckpointError(_not_loadable(path, exc)) from None  # torch's text advises weights_only=False
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an s2s checkpoint (no format {CHECKPOINT_FORMAT!r})")
     if data.get("format_version") != CHECKPOINT_VERSION:
@@ -296,6 +300,21 @@ def read_checkpoint(path: str | Path) -> dict:
         if key not in data:
             raise CheckpointError(f"checkpoint {path} lacks {key!r}")
     return data
+
+
+def _not_loadable(path: Path, exc: Exception) -> str:
+    """One line saying what the file is not, instead of torch's advice to unpickle it unsafely."""
+    unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    if unsafe:
+        return (
+            f"{path} is not an s2s checkpoint: it holds a Python object ({unsafe[1]}); "
+            "s2s loads only tensors and plain data from files"
+        )
+    with open(path, "rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
+    if zipped:
+        return f"{path} is not a readable checkpoint: a PyTorch file torch cannot read (truncated or damaged)"
+    return f"{path} is not an s2s checkpoint: not a file written by torch.save"
 
 
 def load_checkpoint(path: str | Path) -> tuple[Seq2Seq, dict]:

@@ -17,6 +17,25 @@ def axis_labels(pieces: Sequence[str]) -> list[str]:
     return [SPACE_SHOWN if p == " " else p.replace(SPACE_MARK, "") or SPACE_SHOWN for p in pieces]
 
 
+def pyplot():
+    """matplotlib.pyplot drawing to files only (the Agg backend): never needs a display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write `fig` as a PNG to `path` (its directory made as needed), free it; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    pyplot().close(fig)
+    return path
+
+
 def plot_attention(
     attention: np.ndarray,
     src_pieces: Sequence[str],
@@ -25,11 +44,7 @@ def plot_attention(
     title: str = "",
 ) -> Path:
     """Write a PNG heatmap of `attention` (out_len, src_len) to `path`; returns the path."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows, cols = attention.shape
     if (rows, cols) != (len(out_pieces), len(src_pieces)):
         raise ValueError(
@@ -51,8 +66,4 @@ def plot_attention(
         fig.suptitle(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

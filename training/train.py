@@ -5,11 +5,13 @@ a checkpoint each epoch, resume, and DistributedDataParallel under torchrun.
     torchrun --nproc-per-node 2 -m training.train --data ../shared/data/eng-fra.tsv ...
 
 Checkpoints (training.model.save_checkpoint): OUT/last.pt after every epoch (what --resume reads)
-and OUT/checkpoint.pt, the one with the best validation loss (what later steps use).
+and OUT/checkpoint.pt, the one with the best validation loss (what later steps use). At the end,
+OUT/curves.png: the loss and BLEU curves of the history the checkpoints carry (training.curves).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -18,14 +20,13 @@ import time
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from s2s.tokenizer import Tokenizer
-from training import dates
+from training import dates, progress
 from training.config import TrainConfig
+from training.curves import plot_curves
 from training.data import (
-    Batch,
     DataError,
     Pair,
     batches,
@@ -35,11 +36,14 @@ from training.data import (
     read_pairs,
     split_pairs,
 )
+from training.distributed import Distributed
 from training.ema import WeightAverage
-from training.loss import TrainingLoss, packed_loss
+from training.loss import TrainingLoss
 from training.model import ModelConfig, Seq2Seq, read_checkpoint, save_checkpoint
+from training.validation import bleu_sample, validation_bleu, validation_loss
 
 log = logging.getLogger(__name__)
+TRAIN_LOSS_EVERY = 50  # steps per point of the training-loss curve (and at every validation)
 
 
 def load_data(cfg: TrainConfig) -> tuple[list[Pair], list[Pair], list[Pair]]:
@@ -69,19 +73,6 @@ def build_tokenizers(cfg: TrainConfig, train: list[Pair]) -> tuple[Tokenizer, To
     return src, tgt
 
 
-@torch.no_grad()
-def validation_loss(model: Seq2Seq, valid: list[Batch], device: torch.device) -> float:
-    """Mean per-token NLL with full teacher forcing, in eval mode (no dropout, no smoothing)."""
-    model.eval()
-    total, tokens = 0.0, 0
-    for batch in valid:
-        b = batch.to(device)
-        total += packed_loss(model, b.src, b.src_lengths, b.tgt_in, b.tgt_out).item()
-        tokens += b.num_tokens
-    model.train()
-    return total / max(tokens, 1)
-
-
 def learning_rate(cfg: TrainConfig, step: int, plateau_factor: float) -> float:
     warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
     if cfg.lr_schedule == "cosine":
@@ -95,29 +86,6 @@ def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
     return torch.device(cfg.device)
 
 
-class _Distributed:
-    """Rank, world size and collective helpers; a no-op outside torchrun."""
-
-    def __init__(self, device: torch.device):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.active = self.world > 1
-        if self.active and not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-
-    def any(self, flag: bool) -> bool:
-        """True on every rank if `flag` is true on any: keeps ranks stepping in lockstep."""
-        if not self.active:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0])
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
-
-    def close(self) -> None:
-        if self.active and dist.is_initialized():
-            dist.destroy_process_group()
-
-
 def train(cfg: TrainConfig) -> dict:
     """Train as configured; returns the training summary stored in the checkpoint."""
     if cfg.threads:
@@ -125,14 +93,14 @@ def train(cfg: TrainConfig) -> dict:
     device = _device(cfg, int(os.environ.get("LOCAL_RANK", "0")))
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    ddp = _Distributed(device)
+    ddp = Distributed(device)
     try:
         return _train(cfg, device, ddp)
     finally:
         ddp.close()
 
 
-def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
+def _train(cfg: TrainConfig, device: torch.device, ddp: Distributed) -> dict:
     out = Path(cfg.out)
     train_pairs, valid_pairs, _ = load_data(cfg)
     resumed = read_checkpoint(cfg.resume) if cfg.resume else None
@@ -145,7 +113,10 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
     if not train_pairs:
         raise DataError(f"{cfg.data}: no training pair has at most max_len={cfg.max_len} pieces per side")
     train_ex = encode_pairs(train_pairs, src_tok, tgt_tok)
-    valid_batches = batches(encode_pairs(valid_pairs, src_tok, tgt_tok), 256)
+    valid_ex = encode_pairs(valid_pairs, src_tok, tgt_tok)
+    valid_batches = batches(valid_ex, 256)
+    # BLEU only draws the curves, so only rank 0, which draws them, decodes.
+    sample = bleu_sample(valid_ex, valid_pairs, cfg.valid_bleu) if ddp.rank == 0 else None
 
     torch.manual_seed(cfg.seed)
     if resumed:  # the checkpoint's own architecture, whatever the flags say
@@ -162,6 +133,9 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
         "seconds": 0.0,
         "best_valid_loss": float("inf"),
         "valid_loss": [],
+        "valid_steps": [],  # the step of each validation, for the curves
+        "valid_bleu": [],  # greedy BLEU on the sample at each validation (None: off)
+        "train_loss": [],  # [step, mean loss per target token since the previous point]
         "plateau_factor": 1.0,
         "bad_epochs": 0,
         "last_improved": False,
@@ -220,13 +194,17 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
         )
 
     def validate() -> bool:
-        """Validation loss; saves checkpoint.pt when it improved. Returns whether it improved."""
-        if ema is None:
+        """Validation loss (and BLEU); saves checkpoint.pt when the loss improved, which it returns.
+        Validating twice at one step would measure the same weights: the second call reuses."""
+        if history["valid_steps"] and history["valid_steps"][-1] == history["steps"]:
+            return history["last_improved"]
+        record_train_loss()
+        with ema.swapped() if ema is not None else contextlib.nullcontext():
             loss = validation_loss(model, valid_batches, device)
-        else:
-            with ema.swapped():
-                loss = validation_loss(model, valid_batches, device)
+            bleu = validation_bleu(model, sample, tgt_tok) if sample else None
         history["valid_loss"].append(round(loss, 5))
+        history["valid_steps"].append(history["steps"])
+        history["valid_bleu"].append(None if bleu is None else round(bleu, 2))
         improved = loss < history["best_valid_loss"]
         history["last_improved"] = improved
         if improved:
@@ -234,71 +212,91 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
             if ddp.rank == 0:
                 checkpoint(out / "checkpoint.pt")
         if ddp.rank == 0:
-            log.info("step %d: validation loss %.4f%s", history["steps"], loss, " (best)" if improved else "")
+            shown = f", BLEU {bleu:.2f}" if bleu is not None else ""
+            log.info("step %d: validation loss %.4f%s%s", history["steps"], loss, shown,
+                     " (best)" if improved else "")  # fmt: skip
         return improved
+
+    # Training loss since the last curve point, summed on the device: no sync a step.
+    loss_sum, loss_tokens = torch.zeros((), device=device), 0
+
+    def record_train_loss() -> None:
+        nonlocal loss_sum, loss_tokens
+        if loss_tokens:  # .item() waits for the device: once a point, not once a step
+            history["train_loss"].append([history["steps"], round(loss_sum.item() / loss_tokens, 5)])
+        loss_sum, loss_tokens = torch.zeros((), device=device), 0
+
+    def out_of_budget() -> bool:
+        """--time-budget or --max-steps reached, on any rank (a collective: every rank calls it)."""
+        over_time = bool(cfg.time_budget) and time.monotonic() - start >= cfg.time_budget
+        over_steps = bool(cfg.max_steps) and history["steps"] >= cfg.max_steps
+        return ddp.any(over_time or over_steps)
 
     start = time.monotonic() - history["seconds"]
     stop = False
+    bars = cfg.progress and ddp.rank == 0
     model.train()
-    while not stop and history["epochs"] < cfg.epochs:
-        epoch = history["epochs"]
-        epoch_batches = batches(
-            train_ex,
-            cfg.batch_size,
-            shuffle=True,
-            seed=cfg.seed * 1000 + epoch,
-            rank=ddp.rank,
-            world_size=ddp.world,
-        )
-        bar = _progress(cfg, ddp, len(epoch_batches), epoch)
-        tokens, tick = 0, time.monotonic()
-        for batch in epoch_batches:
-            b = batch.to(device)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, history["steps"], history["plateau_factor"])
-            loss = net(b.src, b.src_lengths, b.tgt_in, b.tgt_out) / b.num_tokens
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            optimizer.step()
-            if ema is not None:
-                ema.update()
-            history["steps"] += 1
-            tokens += b.num_tokens
+    with progress.logs_through_bars(bars):
+        while not stop and history["epochs"] < cfg.epochs:
+            epoch = history["epochs"]
+            epoch_batches = batches(
+                train_ex,
+                cfg.batch_size,
+                shuffle=True,
+                seed=cfg.seed * 1000 + epoch,
+                rank=ddp.rank,
+                world_size=ddp.world,
+            )
+            bar = progress.bar(bars, len(epoch_batches), f"epoch {epoch + 1}", "batch")
+            tokens, tick = 0, time.monotonic()
+            for batch in epoch_batches:
+                b = batch.to(device)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(cfg, history["steps"], history["plateau_factor"])
+                loss = net(b.src, b.src_lengths, b.tgt_in, b.tgt_out) / b.num_tokens
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                optimizer.step()
+                if ema is not None:
+                    ema.update()
+                history["steps"] += 1
+                tokens += b.num_tokens
+                loss_sum += loss.detach() * b.num_tokens
+                loss_tokens += b.num_tokens
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(
+                        loss=f"{loss.item():.3f}",
+                        tok_s=f"{tokens / (time.monotonic() - tick):.0f}",
+                        lr=f"{optimizer.param_groups[0]['lr']:.1e}",
+                    )
+                if history["steps"] % TRAIN_LOSS_EVERY == 0:
+                    record_train_loss()
+                if cfg.eval_every and history["steps"] % cfg.eval_every == 0:
+                    validate()
+                if out_of_budget():
+                    stop = True
+                    break
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{loss.item():.3f}",
-                    tok_s=f"{tokens / (time.monotonic() - tick):.0f}",
-                    lr=f"{optimizer.param_groups[0]['lr']:.1e}",
-                )
-            if cfg.eval_every and history["steps"] % cfg.eval_every == 0:
-                validate()
-            over_time = bool(cfg.time_budget) and time.monotonic() - start >= cfg.time_budget
-            over_steps = bool(cfg.max_steps) and history["steps"] >= cfg.max_steps
-            if ddp.any(over_time or over_steps):
-                stop = True
-                break
-        if bar is not None:
-            bar.close()
-        history["epochs"] = epoch + 1
-        history["seconds"] = time.monotonic() - start
-        if cfg.eval_every and history["steps"] % cfg.eval_every == 0:  # just validated this step
-            improved = history["last_improved"]
-        else:
-            improved = validate()
-        if improved:
-            history["bad_epochs"] = 0
-        else:
-            history["bad_epochs"] += 1
-            history["plateau_factor"] *= cfg.lr_decay if cfg.lr_schedule == "plateau" else 1.0
-            if history["bad_epochs"] >= cfg.patience:
-                if ddp.rank == 0:
-                    log.info("early stop: no better validation loss for %d epochs", cfg.patience)
-                stop = True
-        if ddp.rank == 0:
-            checkpoint(out / "last.pt")
+                bar.close()
+            history["epochs"] = epoch + 1
+            history["seconds"] = time.monotonic() - start
+            if validate():
+                history["bad_epochs"] = 0
+            else:
+                history["bad_epochs"] += 1
+                history["plateau_factor"] *= cfg.lr_decay if cfg.lr_schedule == "plateau" else 1.0
+                if history["bad_epochs"] >= cfg.patience:
+                    if ddp.rank == 0:
+                        log.info("early stop: no better validation loss for %d epochs", cfg.patience)
+                    stop = True
+            if ddp.rank == 0:
+                checkpoint(out / "last.pt")
+            # The budget may run out during the validation and the saves: stop here, or the next
+            # epoch would train one step and validate again (two validations a step apart).
+            stop = out_of_budget() or stop
     if ddp.rank == 0:
         log.info(
             "trained %d steps, %d epochs in %.0f s; best validation loss %.4f -> %s",
@@ -308,25 +306,19 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: _Distributed) -> dict:
             history["best_valid_loss"],
             out / "checkpoint.pt",
         )
+        if history["valid_loss"]:
+            path = plot_curves(history, out / "curves.png", f"{cfg.name or out.name}: {cfg.data}")
+            log.info("training curves -> %s", path)
     return history
 
 
-def _progress(cfg: TrainConfig, ddp: _Distributed, total: int, epoch: int):
-    if not cfg.progress or ddp.rank != 0:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=f"epoch {epoch + 1}", unit="batch", leave=False, dynamic_ncols=True)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """`python -m training.train ...` (what torchrun runs): the `s2s train` options."""
-    from training.cli import build_train_parser, config_from_args
+    """`python -m training.train ...` (what torchrun runs): `s2s train`, with its exit codes."""
+    from training.cli import build_train_parser, train_command
 
     args = build_train_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    train(config_from_args(args))
-    return 0
+    return train_command(args)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import torch
 from export.errors import Failure, ValidationError
 from export.exporter import ExportConfig, export_model
 from s2s.bundle import MANIFEST, load_bundle
-from s2s.cli import main
+from s2s.cli import EXIT_USAGE, main
 
 
 def _export(capsys, *args) -> tuple[int, str, str]:
@@ -40,7 +40,7 @@ def test_cli_writes_a_loadable_bundle(capsys, tmp_path, tiny_checkpoint_file):
 
 def test_missing_checkpoint_is_a_clear_error(capsys, tmp_path):
     code, _, err = _export(capsys, tmp_path / "nope.pt", "--out", tmp_path / "out")
-    assert code == 1
+    assert code == EXIT_USAGE
     assert "checkpoint not found" in err and "nope.pt" in err
     assert _leftovers(tmp_path / "out") == []
 
@@ -49,8 +49,9 @@ def test_corrupt_checkpoint_is_a_clear_error(capsys, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x80\x04 this is not a checkpoint" * 10)
     code, _, err = _export(capsys, bad, "--out", tmp_path / "out")
-    assert code == 1
-    assert "unreadable or corrupt" in err
+    assert code == EXIT_USAGE
+    expected = f"{bad} is not an s2s checkpoint: not a file written by torch.save"
+    assert err.strip() == f"s2s export: error: {expected}"  # one line, none of torch's advice
     assert _leftovers(tmp_path / "out") == []
 
 
@@ -60,7 +61,7 @@ def test_unknown_checkpoint_format_version_is_a_clear_error(capsys, tmp_path, ti
     future = tmp_path / "future.pt"
     torch.save(data, future)
     code, _, err = _export(capsys, future, "--out", tmp_path / "out")
-    assert code == 1
+    assert code == EXIT_USAGE
     assert "format version 99" in err
     assert _leftovers(tmp_path / "out") == []
 
@@ -86,7 +87,7 @@ def test_existing_version_is_refused_without_force_and_replaced_with_it(
     manifest_before = (bundle_dir / MANIFEST).read_bytes()
 
     code, _, err = _export(capsys, *args)
-    assert code == 1
+    assert code == EXIT_USAGE
     assert "already exists" in err and "--force" in err
     assert sentinel.exists() and (bundle_dir / MANIFEST).read_bytes() == manifest_before
 
@@ -119,9 +120,9 @@ def test_failed_validation_publishes_nothing_and_keeps_the_old_bundle(tmp_path, 
 
 def test_bad_name_or_version_is_rejected_before_any_work(capsys, tmp_path, tiny_checkpoint_file):
     code, _, err = _export(capsys, tiny_checkpoint_file, "--out", tmp_path, "--version", "../escape")
-    assert code == 1 and "version '../escape'" in err
+    assert code == EXIT_USAGE and "version '../escape'" in err
     code, _, err = _export(capsys, tiny_checkpoint_file, "--out", tmp_path, "--name", "a/b")
-    assert code == 1 and "model name 'a/b'" in err
+    assert code == EXIT_USAGE and "model name 'a/b'" in err
     assert _leftovers(tmp_path) == []
 
 

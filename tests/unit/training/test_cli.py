@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from s2s.cli import build_parser, main
+from s2s.cli import EXIT_USAGE, build_parser, main
 from training.cli import config_from_args
 from training.config import ConfigError
 
@@ -25,7 +25,7 @@ def test_registering_the_commands_does_not_import_torch() -> None:
 def test_every_train_option_has_help_and_a_default() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    for name in ("train", "evaluate", "plot-attention"):
+    for name in ("train", "evaluate", "plot-attention", "plot-curves"):
         for action in sub.choices[name]._actions:
             if action.dest != "help":
                 assert action.help and "default:" in action.help, (name, action.dest)
@@ -112,4 +112,4 @@ def test_train_evaluate_and_plot_end_to_end(tmp_path: Path, capsys) -> None:
 
 
 def test_missing_checkpoint_is_a_clean_error(tmp_path: Path) -> None:
-    assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt")]) == EXIT_USAGE

@@ -1,4 +1,4 @@
-"""Attention heatmaps are real PNG files with the lecture's axes."""
+"""Attention heatmaps and training curves are real PNG files."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.curves import CurveError, plot_curves
 from training.plot import axis_labels, plot_attention
 
 
@@ -23,3 +24,18 @@ def test_shape_mismatch_is_refused(tmp_path: Path) -> None:
 
 def test_axis_labels_show_spaces_and_drop_word_marks() -> None:
     assert axis_labels([" ", "▁chat", "!"]) == ["␣", "chat", "!"]
+
+
+def test_curves_of_a_full_history_and_of_an_old_one(tmp_path: Path) -> None:
+    history = {
+        "train_loss": [[50, 2.0], [100, 1.2]],
+        "valid_loss": [1.5, 1.0],
+        "valid_steps": [60, 100],
+        "valid_bleu": [10.0, 20.5],
+    }
+    assert plot_curves(history, tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    old = {"valid_loss": [1.5, 1.0, 0.0]}  # before the curves: no steps, no BLEU; a loss of 0
+    assert plot_curves(old, tmp_path / "old.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(CurveError, match="no losses"):
+        plot_curves({"valid_loss": [], "train_loss": []}, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
