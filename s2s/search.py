@@ -20,6 +20,10 @@ FINISH_MAX_LENGTH = "max_length"
 
 
 LENGTH_NORMS = ("gnmt", "avg")
+# Largest length-penalty alpha accepted. Used values are 0..2 (GNMT 0.6-1, OpenNMT-py avg 1);
+# ((5 + 513) / 6) ** 10 is ~2e19, while alpha ~750 overflows a float for any length (a defect
+# an outside test found), so every decoder and the server reject alpha above this.
+MAX_LENGTH_PENALTY = 10.0
 
 
 def length_penalty(length: int, alpha: float, norm: str = "gnmt") -> float:
@@ -67,9 +71,15 @@ class BeamSearch:
         eos_id: int = EOS_ID,
         length_norm: str = "gnmt",  # how length_penalty (alpha) applies: see length_penalty()
     ):
-        if beam_size < 1 or not 1 <= n_best <= beam_size or max_len < 1 or length_penalty < 0:
+        if (
+            beam_size < 1
+            or not 1 <= n_best <= beam_size
+            or max_len < 1
+            or not 0 <= length_penalty <= MAX_LENGTH_PENALTY
+        ):
             raise ValueError(
-                f"need beam_size >= 1, 1 <= n_best <= beam_size, max_len >= 1, length_penalty >= 0; "
+                f"need beam_size >= 1, 1 <= n_best <= beam_size, max_len >= 1, "
+                f"0 <= length_penalty <= {MAX_LENGTH_PENALTY:g}; "
                 f"got beam_size={beam_size}, n_best={n_best}, max_len={max_len}, "
                 f"length_penalty={length_penalty}"
             )

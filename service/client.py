@@ -6,10 +6,18 @@
 
 Errors are grpc.RpcError as usual; `describe_error(err)` turns one into a readable line that
 includes the server's field violations and retry hints.
+
+TLS: pass `credentials=service.tls.channel_credentials(ca, cert, key)` (cert and key for mutual
+TLS) and, where the server's certificate names another host than the target, `server_name`.
+Tokens: `token=...` is sent as `authorization: Bearer ...` on every call. Both clients ship
+gRPC's retry policy for UNAVAILABLE (`SERVICE_CONFIG`): a call refused by a draining server, or
+one whose connection failed before it started, is retried with backoff, on another address when
+the target resolves to several (`ipv4:10.0.0.1:50051,10.0.0.2:50051` with round_robin).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +31,43 @@ from s2s.v1 import translator_pb2 as pb
 from s2s.v1 import translator_pb2_grpc as pb_grpc
 
 FINISH_REASONS = {pb.FINISH_REASON_EOS: "eos", pb.FINISH_REASON_MAX_LENGTH: "max_length"}
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # the server's send limit: attention of a full call fits
+
+# gRPC retries a call only while no response has been committed, so a retried Translate or
+# stream never duplicates output. UNAVAILABLE is what a draining server, a refused connection
+# and a reset before the first message give; RESOURCE_EXHAUSTED is left to the caller, who has
+# the server's RetryInfo. Throttling stops retries when most calls fail (a dead service).
+SERVICE_CONFIG = {
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [
+        {
+            "name": [{"service": "s2s.v1.Translator"}],
+            "retryPolicy": {
+                "maxAttempts": 5,
+                "initialBackoff": "0.1s",
+                "maxBackoff": "2s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ],
+    "retryThrottling": {"maxTokens": 20, "tokenRatio": 0.1},
+}
+
+
+def channel_options(server_name: str | None = None, retry: bool = True) -> list[tuple[str, Any]]:
+    options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
+    if retry:
+        options += [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(SERVICE_CONFIG))]
+    else:
+        options += [("grpc.enable_retries", 0)]
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return options
+
+
+def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
+    return (("authorization", f"Bearer {token}"),) if token else None
 
 
 @dataclass(frozen=True)
@@ -137,30 +182,47 @@ def describe_error(error: grpc.RpcError) -> str:
     """`CODE: message` plus the google.rpc details the server attached (sync or aio errors)."""
     if not callable(getattr(error, "code", None)):  # an RpcError that is not a finished call
         return f"ERROR: {error}"
-    text = f"{error.code().name}: {error.details()}"
     status = rpc_status.from_call(error)
+    lines, violations = [], []
     for detail in status.details if status else []:
         bad, retry = error_details_pb2.BadRequest(), error_details_pb2.RetryInfo()
         if detail.Unpack(bad):
-            text += "".join(f"\n  {v.field}: {v.description}" for v in bad.field_violations)
+            violations = [f"  {v.field}: {v.description}" for v in bad.field_violations]
         elif detail.Unpack(retry):
-            text += f"\n  retry after {retry.retry_delay.ToMilliseconds()} ms"
-    return text
+            lines.append(f"  retry after {retry.retry_delay.ToMilliseconds()} ms")
+    # The message of INVALID_ARGUMENT joins the violations: list them once, one a line.
+    head = f"{error.code().name}: {'invalid request' if violations else error.details()}"
+    return "\n".join([head, *violations, *lines])
 
 
 class TranslatorClient:
     """Blocking client. Options are keyword arguments of `decode_options`."""
 
-    def __init__(self, target: str = "localhost:50051", timeout: float | None = None):
-        self.channel = grpc.insecure_channel(target)
+    def __init__(
+        self,
+        target: str = "localhost:50051",
+        timeout: float | None = None,
+        credentials: grpc.ChannelCredentials | None = None,  # None = plaintext
+        token: str | None = None,
+        server_name: str | None = None,  # the name the server's certificate carries, if not the target's
+        retry: bool = True,  # SERVICE_CONFIG's retry policy
+    ):
+        options = channel_options(server_name, retry)
+        self.channel = (
+            grpc.secure_channel(target, credentials, options)
+            if credentials is not None
+            else grpc.insecure_channel(target, options)
+        )
         self.stub = pb_grpc.TranslatorStub(self.channel)
         self.timeout = timeout  # seconds per call; None = no deadline
+        self.metadata = auth_metadata(token)
 
     def translate(self, texts: Sequence[str], model: str | None = None, **options: Any) -> list[Translation]:
         request = pb.TranslateRequest(
             texts=list(texts), options=decode_options(**options), model=model_spec(model)
         )
-        return [_translation(r) for r in self.stub.Translate(request, timeout=self.timeout).results]
+        response = self.stub.Translate(request, timeout=self.timeout, metadata=self.metadata)
+        return [_translation(r) for r in response.results]
 
     def translate_one(self, text: str, model: str | None = None, **options: Any) -> Translation:
         return self.translate([text], model, **options)[0]
@@ -172,7 +234,7 @@ class TranslatorClient:
         request = pb.TranslateStreamRequest(
             text=text, options=decode_options(**options), model=model_spec(model)
         )
-        call = self.stub.TranslateStream(request, timeout=self.timeout)
+        call = self.stub.TranslateStream(request, timeout=self.timeout, metadata=self.metadata)
         try:
             for message in call:
                 yield _stream_item(message)
@@ -180,7 +242,9 @@ class TranslatorClient:
             call.cancel()  # no-op once finished; stops the server's work if the caller stops early
 
     def model_info(self, model: str | None = None) -> pb.ModelInfo:
-        return self.stub.GetModelInfo(pb.GetModelInfoRequest(model=model_spec(model)), timeout=self.timeout)
+        return self.stub.GetModelInfo(
+            pb.GetModelInfoRequest(model=model_spec(model)), timeout=self.timeout, metadata=self.metadata
+        )
 
     def close(self) -> None:
         self.channel.close()
@@ -195,10 +259,24 @@ class TranslatorClient:
 class AsyncTranslatorClient:
     """asyncio client (grpc.aio); same methods as TranslatorClient, awaited."""
 
-    def __init__(self, target: str = "localhost:50051", timeout: float | None = None):
-        self.channel = grpc.aio.insecure_channel(target)
+    def __init__(
+        self,
+        target: str = "localhost:50051",
+        timeout: float | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
+        server_name: str | None = None,
+        retry: bool = True,
+    ):
+        options = channel_options(server_name, retry)
+        self.channel = (
+            grpc.aio.secure_channel(target, credentials, options)
+            if credentials is not None
+            else grpc.aio.insecure_channel(target, options)
+        )
         self.stub = pb_grpc.TranslatorStub(self.channel)
         self.timeout = timeout
+        self.metadata = auth_metadata(token)
 
     async def translate(
         self, texts: Sequence[str], model: str | None = None, **options: Any
@@ -206,7 +284,7 @@ class AsyncTranslatorClient:
         request = pb.TranslateRequest(
             texts=list(texts), options=decode_options(**options), model=model_spec(model)
         )
-        response = await self.stub.Translate(request, timeout=self.timeout)
+        response = await self.stub.Translate(request, timeout=self.timeout, metadata=self.metadata)
         return [_translation(r) for r in response.results]
 
     async def translate_one(self, text: str, model: str | None = None, **options: Any) -> Translation:
@@ -218,7 +296,7 @@ class AsyncTranslatorClient:
         request = pb.TranslateStreamRequest(
             text=text, options=decode_options(**options), model=model_spec(model)
         )
-        call = self.stub.TranslateStream(request, timeout=self.timeout)
+        call = self.stub.TranslateStream(request, timeout=self.timeout, metadata=self.metadata)
         try:
             async for message in call:
                 yield _stream_item(message)
@@ -227,7 +305,7 @@ class AsyncTranslatorClient:
 
     async def model_info(self, model: str | None = None) -> pb.ModelInfo:
         return await self.stub.GetModelInfo(
-            pb.GetModelInfoRequest(model=model_spec(model)), timeout=self.timeout
+            pb.GetModelInfoRequest(model=model_spec(model)), timeout=self.timeout, metadata=self.metadata
         )
 
     async def close(self) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -33,7 +34,10 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc import aio
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from service import call_info
+
 GRPC_LABELS = ("grpc_service", "grpc_method", "grpc_type")
+access_log = logging.getLogger("s2s.access")
 
 # Whole RPCs of this service: a few ms for a short greedy request, seconds for long beams and
 # streams under load; the top buckets catch streams that stay open.
@@ -81,12 +85,19 @@ class GrpcServerMetrics:
 
 
 class _CallMonitor:
-    """Counts one RPC: created when it starts, `done(code)` exactly once when it ends."""
+    """Counts one RPC: created when it starts, `done(code)` exactly once when it ends; with an
+    access log, `done` also writes the call's line."""
 
-    def __init__(self, metrics: GrpcServerMetrics, labels: tuple[str, str, str]) -> None:
+    def __init__(
+        self, metrics: GrpcServerMetrics, labels: tuple[str, str, str], context: aio.ServicerContext,
+        access_log: bool,
+    ) -> None:  # fmt: skip
         self._metrics = metrics
         self._labels = labels
         self._start = time.perf_counter()
+        self._context = context if access_log else None
+        self._info = call_info.CallInfo()
+        call_info.current.set(self._info)  # this RPC's own task: the servicer notes into it
         metrics.started.labels(*labels).inc()
 
     def received(self) -> None:
@@ -96,8 +107,16 @@ class _CallMonitor:
         self._metrics.msg_sent.labels(*self._labels).inc()
 
     def done(self, code: grpc.StatusCode) -> None:
+        seconds = time.perf_counter() - self._start
         self._metrics.handled.labels(*self._labels, code.name).inc()
-        self._metrics.handling_seconds.labels(*self._labels).observe(time.perf_counter() - self._start)
+        self._metrics.handling_seconds.labels(*self._labels).observe(seconds)
+        if self._context is not None:
+            # logfmt; never the request's text. The peer is the caller's address as gRPC sees it.
+            access_log.info(
+                "method=%s/%s code=%s ms=%.1f model=%s texts=%d peer=%s",
+                self._labels[0], self._labels[1], code.name, seconds * 1000, self._info.model,
+                self._info.texts, self._context.peer(),
+            )  # fmt: skip
 
 
 def _code_after_return(context: aio.ServicerContext) -> grpc.StatusCode:
@@ -143,8 +162,9 @@ class _WriteCountingContext:
 class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
     """Measures every async RPC of the server it is installed on (see module docstring)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, access_log: bool = False) -> None:
         self.metrics = GrpcServerMetrics(registry)
+        self.access_log = access_log  # one "s2s.access" log line per call
 
     def initialize(self, service: ServiceDescriptor) -> None:
         """Create zero-valued series for every method of `service` (as go-grpc-prometheus'
@@ -171,14 +191,18 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
         if handler is None:
             return None  # unknown method: grpc answers UNIMPLEMENTED; not counted
         service, method = _split_method(handler_call_details.method)
-        grpc_type = _type_of(handler.request_streaming, handler.response_streaming)
+        # The type the API declares: the call gate serves single-message requests as request
+        # streams (service/gate.py) and says what they were.
+        grpc_type = getattr(handler, "declared_type", "") or _type_of(
+            handler.request_streaming, handler.response_streaming
+        )
         labels = (service, method, grpc_type)
         wrap = {
             UNARY: self._wrap_unary_unary,
             SERVER_STREAM: self._wrap_unary_stream,
             CLIENT_STREAM: self._wrap_stream_unary,
             BIDI_STREAM: self._wrap_stream_stream,
-        }[grpc_type]
+        }[_type_of(handler.request_streaming, handler.response_streaming)]
         return wrap(handler, labels)
 
     def _wrap_unary_unary(self, handler: grpc.RpcMethodHandler, labels: tuple[str, str, str]) -> Any:
@@ -187,7 +211,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
             return handler
 
         async def unary_unary(request: Any, context: aio.ServicerContext) -> Any:
-            monitor = _CallMonitor(self.metrics, labels)
+            monitor = _CallMonitor(self.metrics, labels, context, self.access_log)
             monitor.received()
             response = await self._run(behavior(request, context), monitor, context)
             return response
@@ -202,7 +226,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
             return handler
 
         async def stream_unary(request_iterator: Any, context: aio.ServicerContext) -> Any:
-            monitor = _CallMonitor(self.metrics, labels)
+            monitor = _CallMonitor(self.metrics, labels, context, self.access_log)
             requests = _counting_requests(request_iterator, monitor)
             return await self._run(
                 behavior(requests, _WriteCountingContext(context, monitor)), monitor, context
@@ -217,7 +241,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
         if inspect.isasyncgenfunction(behavior):
 
             async def unary_stream_gen(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
-                monitor = _CallMonitor(self.metrics, labels)
+                monitor = _CallMonitor(self.metrics, labels, context, self.access_log)
                 monitor.received()
                 async for response in self._run_stream(behavior(request, context), monitor, context):
                     yield response
@@ -226,7 +250,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
         elif inspect.iscoroutinefunction(behavior):
 
             async def unary_stream_writes(request: Any, context: aio.ServicerContext) -> None:
-                monitor = _CallMonitor(self.metrics, labels)
+                monitor = _CallMonitor(self.metrics, labels, context, self.access_log)
                 monitor.received()
                 await self._run(behavior(request, _WriteCountingContext(context, monitor)), monitor, context)
 
@@ -244,7 +268,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
             async def stream_stream_gen(
                 request_iterator: Any, context: aio.ServicerContext
             ) -> AsyncIterator[Any]:
-                monitor = _CallMonitor(self.metrics, labels)
+                monitor = _CallMonitor(self.metrics, labels, context, self.access_log)
                 requests = _counting_requests(request_iterator, monitor)
                 responses = behavior(requests, _WriteCountingContext(context, monitor))
                 async for response in self._run_stream(responses, monitor, context):
@@ -254,7 +278,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
         elif inspect.iscoroutinefunction(behavior):
 
             async def stream_stream_writes(request_iterator: Any, context: aio.ServicerContext) -> None:
-                monitor = _CallMonitor(self.metrics, labels)
+                monitor = _CallMonitor(self.metrics, labels, context, self.access_log)
                 requests = _counting_requests(request_iterator, monitor)
                 await self._run(behavior(requests, _WriteCountingContext(context, monitor)), monitor, context)
 

@@ -82,6 +82,7 @@ class _DecoderMetrics:
     source_tokens: Histogram
     output_tokens_per_request: Histogram
     queued_requests: Gauge
+    queued_rows: Gauge
     running_requests: Gauge
     running_rows: Gauge
     queue_capacity: Gauge
@@ -171,6 +172,12 @@ class _DecoderMetrics:
             queued_requests=Gauge(
                 "queued_requests", "Requests waiting for room in the batch.", labels, **common
             ),
+            queued_rows=Gauge(
+                "queued_rows",
+                "Decoder rows waiting for room in the batch (a request with beam b needs b).",
+                labels,
+                **common,
+            ),
             running_requests=Gauge(
                 "running_requests", "Requests being decoded in the batch.", labels, **common
             ),
@@ -178,8 +185,8 @@ class _DecoderMetrics:
                 "running_rows", "Decoder rows in the batch (beam hypotheses).", labels, **common
             ),
             queue_capacity=Gauge(
-                "queue_capacity_requests",
-                "Configured queue limit (max_queue); queued_requests / this is queue saturation.",
+                "queue_capacity_rows",
+                "Configured queue limit in decoder rows (max_queue); queued_rows / this is queue saturation.",
                 labels,
                 **common,
             ),
@@ -257,6 +264,7 @@ class SchedulerMetrics:
         self._source_tokens = m.source_tokens.labels(**labels)
         self._output_length = m.output_tokens_per_request.labels(**labels)
         self._queued = m.queued_requests.labels(**labels)
+        self._queued_rows = m.queued_rows.labels(**labels)
         self._running_requests = m.running_requests.labels(**labels)
         self._running_rows = m.running_rows.labels(**labels)
         self._queue_capacity = m.queue_capacity.labels(**labels)
@@ -299,8 +307,9 @@ class SchedulerMetrics:
         self._step["decoder"].observe(seconds)
         self._rows["decoder"].observe(rows)
 
-    def occupancy(self, queued: int, running_requests: int, running_rows: int) -> None:
+    def occupancy(self, queued: int, queued_rows: int, running_requests: int, running_rows: int) -> None:
         self._queued.set(queued)
+        self._queued_rows.set(queued_rows)
         self._running_requests.set(running_requests)
         self._running_rows.set(running_rows)
 

@@ -27,7 +27,7 @@ class SchedulerObserver(Protocol):
 
     def decoder_step(self, rows: int, seconds: float) -> None: ...
 
-    def occupancy(self, queued: int, running_requests: int, running_rows: int) -> None: ...
+    def occupancy(self, queued: int, queued_rows: int, running_requests: int, running_rows: int) -> None: ...
 
 
 class NullObserver:
@@ -54,5 +54,5 @@ class NullObserver:
     def decoder_step(self, rows: int, seconds: float) -> None:
         pass
 
-    def occupancy(self, queued: int, running_requests: int, running_rows: int) -> None:
+    def occupancy(self, queued: int, queued_rows: int, running_requests: int, running_rows: int) -> None:
         pass

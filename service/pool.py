@@ -16,8 +16,12 @@ the pool's: max_queue requests waiting in all loops together.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import sys
 import threading
+from collections.abc import Sequence
 
+from service.admission import RetryAdvisor
 from service.errors import QueueFull
 from service.handle import DecodeRequest, RequestHandle
 from service.observer import NullObserver, SchedulerObserver
@@ -32,9 +36,12 @@ class SchedulerPool:
         self.config = config
         shared: SchedulerObserver = observer or NullObserver()
         occupancy = _SummedOccupancy(shared, threads)
+        # The pool holds the queue bound; a loop refuses nothing the pool admitted.
+        unbounded = dataclasses.replace(config, max_queue=sys.maxsize)
         self.schedulers = [
-            Scheduler(runner, config, _LoopObserver(shared, occupancy, i)) for i in range(threads)
+            Scheduler(runner, unbounded, _LoopObserver(shared, occupancy, i)) for i in range(threads)
         ]
+        self.retry = RetryAdvisor(config.retry)
         self._draining = False
 
     async def start(self) -> None:
@@ -57,16 +64,35 @@ class SchedulerPool:
     def running_requests(self) -> int:
         return sum(s.running_requests for s in self.schedulers)
 
+    @property
+    def queued_rows(self) -> int:
+        return sum(s.queued_rows for s in self.schedulers)
+
     def submit(self, request: DecodeRequest) -> RequestHandle:
-        """Queue `request` on the loop with the least work. Raises as Scheduler.submit does."""
+        return self.submit_all([request])[0]
+
+    def submit_all(self, requests: Sequence[DecodeRequest]) -> list[RequestHandle]:
+        """Queue a call's requests, each on the loop with the least work, or none of them.
+        Raises as Scheduler.submit_all does; the queue bound is the pool's."""
         if self._draining:  # let the scheduler count and raise it, as a lone scheduler does
-            return self.schedulers[0].submit(request)
-        if self.queued >= self.config.max_queue:
-            self.schedulers[0].observer.request_rejected("queue_full")
-            raise QueueFull(self.queued, self.config.max_queue, self.config.retry_after_s)
-        # Reading another thread's counts without its lock is a heuristic; it only picks a loop.
-        target = min(self.schedulers, key=lambda s: s.queued + s.running_requests)
-        return target.submit(request)
+            return self.schedulers[0].submit_all(requests)
+        rows, queued = sum(r.beam_size for r in requests), self.queued_rows
+        if queued and queued + rows > self.config.max_queue:
+            for _ in requests:
+                self.schedulers[0].observer.request_rejected("queue_full")
+            raise QueueFull(queued, self.config.max_queue, self.retry.refused(rows), rows)
+        handles: list[RequestHandle] = []
+        try:
+            for request in requests:
+                # Reading another thread's counts without its lock is a heuristic; it only picks a loop.
+                target = min(self.schedulers, key=lambda s: s.queued_rows + s.running_requests)
+                handles.extend(target.submit_all([request]))
+        except BaseException:
+            for handle in handles:  # invalid part-way: none of the call is decoded
+                handle.cancel()
+            raise
+        self.retry.admitted(rows)
+        return handles
 
 
 class _SummedOccupancy:
@@ -75,11 +101,11 @@ class _SummedOccupancy:
     def __init__(self, observer: SchedulerObserver, loops: int):
         self._observer = observer
         self._lock = threading.Lock()
-        self._per_loop = [(0, 0, 0)] * loops
+        self._per_loop = [(0, 0, 0, 0)] * loops
 
-    def report(self, loop: int, queued: int, running_requests: int, running_rows: int) -> None:
+    def report(self, loop: int, *counts: int) -> None:
         with self._lock:
-            self._per_loop[loop] = (queued, running_requests, running_rows)
+            self._per_loop[loop] = counts
             totals = [sum(column) for column in zip(*self._per_loop, strict=True)]
         self._observer.occupancy(*totals)
 
@@ -93,5 +119,5 @@ class _LoopObserver:
     def __getattr__(self, name: str):
         return getattr(self._observer, name)
 
-    def occupancy(self, queued: int, running_requests: int, running_rows: int) -> None:
-        self._occupancy.report(self._loop, queued, running_requests, running_rows)
+    def occupancy(self, queued: int, queued_rows: int, running_requests: int, running_rows: int) -> None:
+        self._occupancy.report(self._loop, queued, queued_rows, running_requests, running_rows)

@@ -23,7 +23,7 @@ from s2s.bundle import (
     load_bundle,
     sha256_file,
 )
-from service.errors import ModelNotFound
+from service.errors import ModelNotFound, shown
 from service.observer import NullObserver, SchedulerObserver
 from service.pool import SchedulerPool
 from service.runner import ProviderUnavailable, Runner, RunnerConfig
@@ -131,13 +131,15 @@ class ModelRegistry:
         """The model named `name` at `version` (newest when empty); the default when both empty."""
         if not name:
             if version and version != self.default.version:
-                raise ModelNotFound(f"the default model {self.default.name} has no version {version!r}")
+                raise ModelNotFound(
+                    f"the default model {self.default.name} has no version {shown(version)}",
+                    f"{self.default.name}/{shown(version)}",
+                )
             return self.default
         candidates = [m for m in self.models if m.name == name and (not version or m.version == version)]
         if not candidates:
-            raise ModelNotFound(
-                f"no model {name}{'/' + version if version else ''} is loaded; loaded: {self.specs()}"
-            )
+            asked = f"{shown(name)}{'/' + shown(version) if version else ''}"
+            raise ModelNotFound(f"no model {asked} is loaded; loaded: {self.specs()}", asked)
         return max(candidates, key=lambda m: _version_key(m.version))
 
     def specs(self) -> list[str]:

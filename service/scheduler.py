@@ -21,13 +21,24 @@ import itertools
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from s2s.search import MAX_LENGTH_PENALTY
+from service.admission import RetryAdvice, RetryAdvisor
 from service.batch import DecodeBatch
 from service.decode_rows import Delivery, Running, advance_request
-from service.errors import Cancelled, DeadlineExceeded, Draining, FieldViolation, InvalidRequest, QueueFull
+from service.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    Draining,
+    FieldViolation,
+    InvalidRequest,
+    QueueFull,
+    StepFailed,
+)
 from service.handle import DecodeRequest, RequestHandle, Result, TokenEvent
 from service.observer import NullObserver, SchedulerObserver
 from service.runner import Runner
@@ -40,14 +51,17 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SchedulerConfig:
     max_rows: int = 64  # decoder rows per step across requests (a beam request holds beam_size)
-    max_queue: int = 256  # requests waiting to join; submit() raises QueueFull beyond it
+    # Decoder rows waiting to join (a text with beam b needs b): what bounds an accepted call's
+    # wait. A call is admitted whole or refused (QueueFull) at once; one bigger than this is
+    # admitted only when nothing waits.
+    max_queue: int = 256
     max_batch_wait_ms: float = 0.0  # when idle, wait this long for more requests before starting
     max_requests: int = 0  # requests decoded together; 0 = as many as max_rows holds, 1 = no batching
     decode_threads: int = 1  # decode loops sharing the sessions (service/pool.py); >1 builds a pool
     max_beam: int = 16  # per-request limits, checked again at submit (the servicer checks first)
     max_src_tokens: int = 256
     max_output_len: int = 512
-    retry_after_s: float = 0.1  # hint sent with QueueFull
+    retry: RetryAdvice = field(default_factory=RetryAdvice)  # the RetryInfo sent with QueueFull
 
     def __post_init__(self) -> None:
         counts = (self.max_rows, self.max_queue, self.decode_threads)
@@ -69,6 +83,8 @@ class Scheduler:
         self._keys = itertools.count()
         self._cv = threading.Condition()  # guards _waiting and _abort; wakes the decode thread
         self._waiting: collections.deque[RequestHandle] = collections.deque()
+        self._waiting_rows = 0  # sum of beam_size over _waiting
+        self.retry = RetryAdvisor(config.retry)  # event loop only
         self._abort = False  # the decode thread fails what is left with Draining and exits
         self._draining = False
         self._live: set[RequestHandle] = set()  # event loop's view: submitted, not yet answered
@@ -118,25 +134,41 @@ class Scheduler:
         return len(self._running)
 
     # -- submitting (event loop) -----------------------------------------------------------------
+    @property
+    def queued_rows(self) -> int:
+        return self._waiting_rows
+
     def submit(self, request: DecodeRequest) -> RequestHandle:
         """Queue `request`. Raises at once: Draining, InvalidRequest, QueueFull."""
+        return self.submit_all([request])[0]
+
+    def submit_all(self, requests: Sequence[DecodeRequest]) -> list[RequestHandle]:
+        """Queue every request of one call, or none of them: a call refused part-way would have
+        cost the rows of its admitted part for nothing. Raises at once: Draining,
+        InvalidRequest, QueueFull (with the turn the caller should retry at)."""
         if self._draining:
             self.observer.request_rejected("draining")
             raise Draining("server is shutting down; retry on another replica")
-        bad = self._violations(request)
+        bad = [v for r in requests for v in self._violations(r)]
         if bad:
             self.observer.request_rejected("invalid")
             raise InvalidRequest(bad)
+        rows = sum(r.beam_size for r in requests)
         with self._cv:
-            if len(self._waiting) >= self.config.max_queue:
-                self.observer.request_rejected("queue_full")
-                raise QueueFull(len(self._waiting), self.config.max_queue, self.config.retry_after_s)
-            handle = RequestHandle(request, next(self._keys), _on_cancel=self._cancel)
-            self._waiting.append(handle)
+            queued = self._waiting_rows
+            if queued and queued + rows > self.config.max_queue:
+                for _ in requests:
+                    self.observer.request_rejected("queue_full")
+                raise QueueFull(queued, self.config.max_queue, self.retry.refused(rows), rows)
+            handles = [RequestHandle(r, next(self._keys), _on_cancel=self._cancel) for r in requests]
+            self._waiting.extend(handles)
+            self._waiting_rows += rows
             self._cv.notify()
-        self._live.add(handle)
-        self.observer.request_queued(len(request.src_ids))
-        return handle
+        self.retry.admitted(rows)
+        self._live.update(handles)
+        for r in requests:
+            self.observer.request_queued(len(r.src_ids))
+        return handles
 
     def _violations(self, r: DecodeRequest) -> list[FieldViolation]:
         c, bad = self.config, []
@@ -148,8 +180,10 @@ class Scheduler:
             bad.append(FieldViolation("n_best", f"must be 1..beam_size ({r.beam_size}), got {r.n_best}"))
         if not 1 <= r.max_len <= c.max_output_len:
             bad.append(FieldViolation("max_len", f"must be 1..{c.max_output_len}, got {r.max_len}"))
-        if not r.length_penalty >= 0:
-            bad.append(FieldViolation("length_penalty", f"must be >= 0, got {r.length_penalty}"))
+        if not 0 <= r.length_penalty <= MAX_LENGTH_PENALTY:
+            bad.append(
+                FieldViolation("length_penalty", f"must be 0..{MAX_LENGTH_PENALTY:g}, got {r.length_penalty}")
+            )
         return bad
 
     def _cancel(self, handle: RequestHandle) -> None:
@@ -159,10 +193,12 @@ class Scheduler:
             waiting = handle in self._waiting
             if waiting:
                 self._waiting.remove(handle)
+                self._waiting_rows -= handle.request.beam_size
         handle._finish(Cancelled("the client cancelled the request"))
         self._live.discard(handle)
         if waiting:
-            self.observer.request_finished("cancelled", time.monotonic() - handle.submitted, 0)
+            now = time.monotonic()
+            self.observer.request_finished(_gone_reason(handle, now), now - handle.submitted, 0)
 
     def _deliver(self, deliveries: list[Delivery]) -> None:
         for handle, item in deliveries:
@@ -185,10 +221,11 @@ class Scheduler:
                 newcomers = self._admit(time.monotonic())
             try:
                 self._iteration(newcomers)
-            except Exception as exc:  # noqa: BLE001 - a failing step must not kill the server
-                log.exception("decode step failed; failing %d requests", len(self._running))
+            except Exception:  # noqa: BLE001 - a failing step must not kill the server
+                # Logged once, here, with the cause; clients get INTERNAL with no internals.
+                log.exception("decode step failed; failing its %d requests", len(self._running))
                 for state in self._running.values():
-                    self._out.append((state.handle, exc))
+                    self._out.append((state.handle, StepFailed()))
                     self.observer.request_finished("error", time.monotonic() - state.handle.submitted, 0)
                 self._running.clear()
                 self._batch = None
@@ -196,6 +233,7 @@ class Scheduler:
         with self._cv:
             left = [*self._waiting, *(s.handle for s in self._running.values())]
             self._waiting.clear()
+            self._waiting_rows = 0
         for handle in left:
             self._out.append((handle, Draining("server is shutting down")))
             self.observer.request_finished("cancelled", time.monotonic() - handle.submitted, 0)
@@ -227,6 +265,7 @@ class Scheduler:
             h for h in self._waiting if h.request.deadline is not None and now >= h.request.deadline
         ]:
             self._waiting.remove(handle)
+            self._waiting_rows -= handle.request.beam_size
             self._out.append((handle, DeadlineExceeded("deadline passed while queued")))
             self.observer.request_finished("deadline", now - handle.submitted, 0)
         room = self.config.max_rows - sum(s.search.beam_size for s in self._running.values())
@@ -235,6 +274,7 @@ class Scheduler:
         admitted = []
         while self._waiting and self._waiting[0].request.beam_size <= room and len(admitted) < slots:
             handle = self._waiting.popleft()
+            self._waiting_rows -= handle.request.beam_size
             room -= handle.request.beam_size
             admitted.append(handle)
         return admitted
@@ -260,13 +300,13 @@ class Scheduler:
         for key, (start, stop) in batch.row_ranges().items():
             state = self._running[key]
             if state.handle.cancel_requested:  # cancelled while the step ran
-                self._drop(key, "cancelled", now)
+                self._drop(key, _gone_reason(state.handle, now), now)
                 continue
             try:
                 parents = advance_request(state, output, start, stop, now, self._out, self.observer)
-            except Exception as exc:  # noqa: BLE001 - one request's failure must not end the others
+            except Exception:  # noqa: BLE001 - one request's failure must not end the others
                 log.exception("request %d failed", key)
-                self._out.append((state.handle, exc))
+                self._out.append((state.handle, StepFailed()))
                 self._drop(key, "error", now)
                 continue
             if parents is None:  # finished: the result is on its way
@@ -280,7 +320,7 @@ class Scheduler:
             else None
         )
         rows = len(self._batch) if self._batch is not None else 0
-        self.observer.occupancy(len(self._waiting), len(self._running), rows)
+        self.observer.occupancy(len(self._waiting), self._waiting_rows, len(self._running), rows)
 
     def _drop(self, key: int, reason: str, now: float) -> None:
         state = self._running.pop(key)
@@ -292,7 +332,7 @@ class Scheduler:
         for key, state in list(self._running.items()):
             deadline = state.handle.request.deadline
             if state.handle.cancel_requested:
-                self._drop(key, "cancelled", now)
+                self._drop(key, _gone_reason(state.handle, now), now)
             elif deadline is not None and now >= deadline:
                 self._out.append((state.handle, DeadlineExceeded("deadline passed while decoding")))
                 self._drop(key, "deadline", now)
@@ -316,3 +356,10 @@ class Scheduler:
         return DecodeBatch.build(
             keys, enc.memory, enc.keys, lengths, enc.init_state, self.runner.graphs.bos_id
         )
+
+
+def _gone_reason(handle: RequestHandle, now: float) -> str:
+    """Why a cancelled request left: gRPC cancels a call whose deadline fired in its core too,
+    so a cancellation at or after the deadline is counted as the deadline."""
+    deadline = handle.request.deadline
+    return "deadline" if deadline is not None and now >= deadline else "cancelled"

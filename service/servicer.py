@@ -7,13 +7,16 @@ and every error becomes a status code in service/status.py (`@maps_service_error
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import grpc
 
 from s2s.v1 import translator_pb2 as pb
 from s2s.v1 import translator_pb2_grpc as pb_grpc
+from service import call_info
 from service.config import Limits
-from service.handle import DecodeRequest, RequestHandle, TokenEvent
+from service.errors import InvalidRequest
+from service.handle import DecodeRequest, TokenEvent
 from service.registry import LoadedModel, ModelRegistry
 from service.responses import StreamText, translation_result
 from service.status import maps_service_errors
@@ -50,20 +53,35 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
         self.registry = registry
         self.limits = limits
 
-    def _settings(self, model: LoadedModel, options: pb.DecodeOptions) -> DecodeSettings:
-        bundle = model.bundle
-        return validate_options(options, self.limits, bundle.max_length, bundle.max_length_ratio)
+    def _validated(
+        self, model: LoadedModel, options: pb.DecodeOptions, texts: Sequence[str], stream: bool
+    ) -> tuple[DecodeSettings, list[Source]]:
+        """Options and texts checked together: one InvalidRequest names every bad field."""
+        call_info.note(model=f"{model.name}/{model.version}", texts=len(texts))
+        bundle, bad = model.bundle, []
+        try:
+            settings = validate_options(options, self.limits, bundle.max_length, bundle.max_length_ratio)
+        except InvalidRequest as exc:
+            bad.extend(exc.violations)
+        try:
+            field, indexed = ("text", False) if stream else ("texts", True)
+            sources = validate_texts(texts, bundle.src_tokenizer, self.limits, field, indexed)
+        except InvalidRequest as exc:
+            bad.extend(exc.violations)
+        if bad:
+            raise InvalidRequest(bad)
+        return settings, sources
 
     @maps_service_errors
     async def Translate(self, request: pb.TranslateRequest, context: grpc.aio.ServicerContext):
         model = self.registry.get(request.model.name, request.model.version)
-        settings = self._settings(model, request.options)
-        sources = validate_texts(request.texts, model.bundle.src_tokenizer, self.limits)
+        settings, sources = self._validated(model, request.options, request.texts, stream=False)
         deadline = _deadline(context)
-        handles: list[RequestHandle] = []
+        # All texts or none: the scheduler refuses a call whose rows do not fit, before any work.
+        handles = model.scheduler.submit_all(
+            [_decode_request(source, settings, deadline, False) for source in sources]
+        )
         try:
-            for source in sources:  # QueueFull part-way: the finally frees the accepted ones
-                handles.append(model.scheduler.submit(_decode_request(source, settings, deadline, False)))
             # All are decoding already; awaiting in order costs nothing and needs no extra tasks.
             results = [await handle.result() for handle in handles]
         finally:
@@ -81,9 +99,8 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
     @maps_service_errors
     async def TranslateStream(self, request: pb.TranslateStreamRequest, context: grpc.aio.ServicerContext):
         model = self.registry.get(request.model.name, request.model.version)
-        settings = self._settings(model, request.options)
+        settings, [source] = self._validated(model, request.options, [request.text], stream=True)
         tokenizer = model.bundle.tgt_tokenizer
-        [source] = validate_texts([request.text], model.bundle.src_tokenizer, self.limits, "text", False)
         handle = model.scheduler.submit(_decode_request(source, settings, _deadline(context), True))
         text = StreamText(source, tokenizer, settings)
         try:

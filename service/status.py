@@ -8,6 +8,7 @@ ResourceInfo for NOT_FOUND.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import inspect
@@ -18,6 +19,7 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc._cython import cygrpc
 from grpc_status import rpc_status
 
 from s2s.bundle import BundleError
@@ -27,20 +29,31 @@ from service.errors import (
     Draining,
     InvalidRequest,
     ModelNotFound,
-    QueueFull,
+    Overloaded,
+    PermissionDenied,
     ServiceError,
+    StepFailed,
+    Unauthenticated,
 )
 
 log = logging.getLogger(__name__)
+
+MAX_FIELD_VIOLATIONS = 32  # listed in BadRequest; the rest are counted in one more violation
+# The message travels twice in the trailers (grpc-message and grpc-status-details-bin); clients
+# refuse trailers over 8-16 KiB, so no message may grow with what a request holds.
+MAX_STATUS_MESSAGE_CHARS = 1024
 
 # Error type -> status code. Order matters only for subclasses (first match wins).
 STATUS_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
     (ModelNotFound, grpc.StatusCode.NOT_FOUND),
-    (QueueFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),  # QueueFull, TooManyCalls
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (Draining, grpc.StatusCode.UNAVAILABLE),
     (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
     (Cancelled, grpc.StatusCode.CANCELLED),
+    (StepFailed, grpc.StatusCode.INTERNAL),
     # A bundle that breaks while serving (e.g. a file vanished) is the server's fault.
     (BundleError, grpc.StatusCode.INTERNAL),
 )
@@ -54,19 +67,24 @@ def _pack(message: Any) -> any_pb2.Any:
 
 def _details(exc: Exception) -> list[any_pb2.Any]:
     if isinstance(exc, InvalidRequest):
+        shown = exc.violations[:MAX_FIELD_VIOLATIONS]
         bad = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in exc.violations
+                for v in shown
             ]
         )
+        if len(exc.violations) > len(shown):
+            bad.field_violations.add(field="...", description=f"{len(exc.violations) - len(shown)} more")
         return [_pack(bad)]
-    if isinstance(exc, QueueFull):
+    if isinstance(exc, Overloaded):
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(exc.retry_after_s * 1e9))
         return [_pack(error_details_pb2.RetryInfo(retry_delay=delay))]
     if isinstance(exc, ModelNotFound):
-        info = error_details_pb2.ResourceInfo(resource_type="model", description=str(exc))
+        info = error_details_pb2.ResourceInfo(
+            resource_type="model", resource_name=exc.model, description="not loaded"
+        )
         return [_pack(info)]
     return []
 
@@ -83,16 +101,29 @@ def to_status(exc: Exception) -> grpc.Status:
     """`exc` as a grpc.Status with google.rpc details (what `context.abort_with_status` takes)."""
     code = code_for(exc)
     message = str(exc) if isinstance(exc, ServiceError | BundleError) else "internal server error"
+    if len(message) > MAX_STATUS_MESSAGE_CHARS:  # sent twice (grpc-message and the details)
+        message = message[:MAX_STATUS_MESSAGE_CHARS] + "..."
     proto = status_pb2.Status(
         code=getattr(code_pb2, code.name), message=message or code.name.lower(), details=_details(exc)
     )
     return rpc_status.to_status(proto)
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
-    if code_for(exc) is grpc.StatusCode.INTERNAL:
-        log.exception("request failed with an unexpected error", exc_info=exc)
-    await context.abort_with_status(to_status(exc))
+async def abort_with(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    """End the call with `exc`'s status (raises grpc.aio.AbortError, as context.abort does).
+
+    Where the call already ended in gRPC's core (its deadline fired there, or the client went
+    away) while the handler was deciding, there is nothing left to send: this raises
+    asyncio.CancelledError, which grpc handles quietly, instead of the ExecuteBatchError and
+    ERROR traceback that sending on a finished call gives."""
+    if code_for(exc) is grpc.StatusCode.INTERNAL and not isinstance(
+        exc, StepFailed
+    ):  # logged where it failed
+        log.error("request failed with an unexpected error", exc_info=exc)
+    try:
+        await context.abort_with_status(to_status(exc))
+    except cygrpc.ExecuteBatchError:
+        raise asyncio.CancelledError("the call ended before its status could be sent") from None
 
 
 def maps_service_errors(method: Callable) -> Callable:
@@ -112,7 +143,7 @@ def maps_service_errors(method: Callable) -> Callable:
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped, logged when unexpected
-                await _abort(context, exc)
+                await abort_with(context, exc)
 
         return stream_wrapper
 
@@ -123,6 +154,6 @@ def maps_service_errors(method: Callable) -> Callable:
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - mapped, logged when unexpected
-            await _abort(context, exc)
+            await abort_with(context, exc)
 
     return unary_wrapper

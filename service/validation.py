@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from s2s.search import MAX_LENGTH_PENALTY
 from s2s.tokenizer import UNK_ID, Tokenizer
 from s2s.v1 import translator_pb2 as pb
 from service.config import Limits
@@ -90,8 +91,12 @@ def validate_options(
     penalty = DEFAULT_LENGTH_PENALTY
     if options.HasField("length_penalty"):
         penalty = options.length_penalty
-        if not (math.isfinite(penalty) and penalty >= 0):
-            bad.append(FieldViolation("options.length_penalty", f"must be >= 0, got {penalty}"))
+        if not (math.isfinite(penalty) and 0 <= penalty <= MAX_LENGTH_PENALTY):
+            bad.append(
+                FieldViolation(
+                    "options.length_penalty", f"must be between 0 and {MAX_LENGTH_PENALTY:g}, got {penalty}"
+                )
+            )
     if bad:
         raise InvalidRequest(bad)
     return DecodeSettings(

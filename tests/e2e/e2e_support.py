@@ -7,8 +7,11 @@ what the cancellation, deadline and drain tests need to catch a request in fligh
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,13 +70,22 @@ def e2e_config(models: E2EModels, **overrides: Any) -> ServerConfig:
         bundles=(models.bundle, models.endless_bundle),
         runner=RunnerConfig(intra_op_threads=1, warmup_rows=(1, 8)),
         scheduler=SchedulerConfig(
-            max_rows=64, max_queue=64, max_beam=8, max_src_tokens=64, max_output_len=512
+            max_rows=64, max_queue=256, max_beam=8, max_src_tokens=64, max_output_len=512
         ),
         max_texts=16,
         max_text_chars=100,
         grace_period_s=10.0,
     )
     return dataclasses.replace(config, **overrides)
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Poll `condition` until it holds (a client's answer can come a moment before the server's
+    own bookkeeping of the call); fail after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.002)
 
 
 def date_texts(n: int) -> list[str]:

@@ -108,6 +108,20 @@ def scrape(url: str) -> dict[tuple[str, frozenset], float]:
     }
 
 
+def scrape_settled(url: str, timeout_s: float = 10.0) -> dict[tuple[str, frozenset], float]:
+    """A scrape taken once every started call is also counted as handled. A client has its
+    status a moment before the server's interceptor records it, so a scrape right after a call
+    may miss that call."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        scraped = scrape(url)
+        started = sum(v for (n, _), v in scraped.items() if n == "grpc_server_started_total")
+        handled = sum(v for (n, _), v in scraped.items() if n == "grpc_server_handled_total")
+        if started == handled or time.monotonic() > deadline:
+            return scraped
+        time.sleep(0.01)
+
+
 def sample(scraped: dict, name: str, **labels: str) -> float:
     """The one sample named `name` whose labels include `labels` (sums if several match)."""
     wanted = set(labels.items())

@@ -3,11 +3,12 @@ keeps serving afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import grpc
 import pytest
-from e2e_support import DEFAULT_MODEL, ENDLESS_MODEL, E2EModels, e2e_config
+from e2e_support import DEFAULT_MODEL, ENDLESS_MODEL, E2EModels, e2e_config, until
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -123,11 +124,29 @@ async def test_a_full_queue_is_resource_exhausted_with_retry_info(models: E2EMod
     config = e2e_config(models, scheduler=SchedulerConfig(max_rows=8, max_queue=2, max_beam=8))
     async with running_server(config) as server, grpc.aio.insecure_channel(server.address) as channel:
         stub = pb_grpc.TranslatorStub(channel)
-        # Three texts are submitted together; the queue holds two.
+        endless = pb.ModelSpec(name=ENDLESS_MODEL)
+        scheduler = server.registry.get(ENDLESS_MODEL).scheduler
+        # One beam-8 call fills the batch's 8 rows; a 2-text call then fills the queue's 2 rows.
+        filling = asyncio.ensure_future(
+            stub.Translate(
+                pb.TranslateRequest(
+                    texts=["1 May 2001"], model=endless, options=pb.DecodeOptions(beam_size=8)
+                ),
+                timeout=60,
+            )
+        )
+        await until(lambda: scheduler.running_requests == 1)
+        waiting = asyncio.ensure_future(
+            stub.Translate(pb.TranslateRequest(texts=["1 May 2001"] * 2, model=endless), timeout=60)
+        )
+        await until(lambda: scheduler.queued_rows == 2)
+        # One more row does not fit: refused at once, whole, with a retry hint.
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.Translate(pb.TranslateRequest(texts=["1 May 2001"] * 3), timeout=30)
+            await stub.Translate(pb.TranslateRequest(texts=["1 May 2001"], model=endless), timeout=30)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         retry = error_details_pb2.RetryInfo()
         assert rpc_status.from_call(caught.value).details[0].Unpack(retry)
         assert retry.retry_delay.ToNanoseconds() > 0
+        assert "2/2 decoder rows queued; this call needs 1" in caught.value.details()
+        assert len((await filling).results) == 1 and len((await waiting).results) == 2  # accepted: done
         await _assert_still_serving(stub)

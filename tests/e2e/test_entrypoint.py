@@ -95,7 +95,7 @@ def test_serving_entrypoint_serves_with_the_platform_environment(platform: str, 
         scraped = scrape(metrics_url)
         assert sample(scraped, "s2s_model_info", provider=env["S2S_PROVIDER"]) == 1
         assert sample(scraped, "grpc_server_handled_total", grpc_method="Translate", grpc_code="OK") == 1
-        assert sample(scraped, "s2s_queue_capacity_requests") == int(env["S2S_MAX_QUEUE"])
+        assert sample(scraped, "s2s_queue_capacity_rows") == int(env["S2S_MAX_QUEUE"])
         assert sample(scraped, "s2s_serving") == 1
 
         started = time.monotonic()

@@ -9,7 +9,7 @@ import urllib.request
 
 import grpc
 import pytest
-from local_server import VENV_BIN, ServerProcess, free_port, sample, scrape, wait_serving
+from local_server import VENV_BIN, ServerProcess, free_port, sample, scrape_settled, wait_serving
 
 from s2s.v1 import translator_pb2 as pb
 from s2s.v1 import translator_pb2_grpc as pb_grpc
@@ -34,7 +34,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
 
 def test_counters_and_histograms_move_by_what_real_requests_imply(served):
     grpc_port, metrics_url = served
-    before = scrape(metrics_url)
+    before = scrape_settled(metrics_url)
     with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         stub = pb_grpc.TranslatorStub(channel)
         results = list(stub.Translate(pb.TranslateRequest(texts=TEXTS), timeout=30).results)
@@ -43,7 +43,7 @@ def test_counters_and_histograms_move_by_what_real_requests_imply(served):
             stub.Translate(pb.TranslateRequest(texts=[]), timeout=30)
     assert invalid.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     results.append(stream_messages[-1].result.result)
-    after = scrape(metrics_url)
+    after = scrape_settled(metrics_url)
 
     def delta(name: str, **labels: str) -> float:
         return sample(after, name, **labels) - sample(before, name, **labels)

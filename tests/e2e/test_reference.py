@@ -34,8 +34,8 @@ async def test_outputs_equal_the_pytorch_reference_decoder_on_100_inputs(
     chunks = [texts[i : i + 16] for i in range(0, len(texts), 16)]  # max_texts per call is 16
     served: list[Translation] = []
     for pair in range(0, len(chunks), 2):
-        # Two calls at a time (32 requests: within max_queue 64), so the server batches requests
-        # of different lengths that join at different steps.
+        # Two calls at a time (2 x 16 texts x beam 4 = 128 rows: within max_queue 256), so the
+        # server batches requests of different lengths that join at different steps.
         answers = await asyncio.gather(
             *(client.translate(chunk, **options) for chunk in chunks[pair : pair + 2])
         )

@@ -15,6 +15,7 @@ import grpc
 import pytest
 from e2e_support import E2EModels
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from local_server import free_port
 
 # The s2s CLI with torch made unimportable: any torch import on the serving path fails loudly.
 NO_TORCH_S2S = [
@@ -65,10 +66,21 @@ async def test_serve_on_port_0_translate_then_exit_0_on_signal(
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
         code, out, _ = await _run("translate", "1 May 2001", "--server", f"127.0.0.1:{port}", "--stream")
-        assert code == 0 and out.strip()
+        assert code == 0 and re.fullmatch(r"\S+\n", out), out  # the streamed line, once
 
-        code, _, err = await _run("translate", "1 May 2001", "--server", f"127.0.0.1:{port}", "--beam", "0")
-        assert code == 1 and "INVALID_ARGUMENT" in err and "options.beam_size" in err
+        # Input errors exit 2 and name every bad field once: the empty text and the beam.
+        code, _, err = await _run("translate", "", "--server", f"127.0.0.1:{port}", "--beam", "0")
+        assert code == 2 and "INVALID_ARGUMENT" in err, err
+        assert err.count("options.beam_size") == 1 and err.count("texts[0]") == 1, err
+
+        several = tmp_path / "several.png"
+        code, _, err = await _run(
+            "translate", "1 May 2001", "2 June 2002", "--server", f"127.0.0.1:{port}",
+            "--attention", str(several),
+        )  # fmt: skip
+        assert code == 0, err
+        for name in ("several-1.png", "several-2.png"):
+            assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
         metrics = await asyncio.to_thread(
             lambda: urllib.request.urlopen(metrics_url, timeout=10).read().decode()
@@ -82,6 +94,13 @@ async def test_serve_on_port_0_translate_then_exit_0_on_signal(
         if server.returncode is None:
             server.kill()
             await server.wait()
+
+
+async def test_translate_without_a_server_says_what_to_check() -> None:
+    code, _, err = await _run(
+        "translate", "1 May 2001", "--server", f"127.0.0.1:{free_port()}", "--timeout", "5"
+    )
+    assert code == 1 and "UNAVAILABLE" in err and "hint: is `s2s serve` running" in err, err
 
 
 async def test_serve_refuses_a_missing_bundle(tmp_path: Path) -> None:

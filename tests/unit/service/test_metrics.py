@@ -75,7 +75,7 @@ def test_every_counter_and_histogram_moves_by_what_the_observer_reported(served)
         observer.decoder_step(rows=8, seconds=0.0003)
     observer.request_finished("eos", duration_s=0.02, output_tokens=10)
     observer.request_finished("deadline", duration_s=1.5, output_tokens=4)
-    observer.occupancy(queued=5, running_requests=3, running_rows=12)
+    observer.occupancy(queued=5, queued_rows=9, running_requests=3, running_rows=12)
     observer.set_capacity(max_queue=64, max_rows=256)
 
     after = samples(scrape(server.url))
@@ -111,9 +111,10 @@ def test_every_counter_and_histogram_moves_by_what_the_observer_reported(served)
     assert delta("s2s_output_length_tokens_sum") == 10
     assert delta("s2s_time_per_output_token_seconds_sum") == pytest.approx(0.002)
     assert value(after, "s2s_queued_requests") == 5
+    assert value(after, "s2s_queued_rows") == 9
     assert value(after, "s2s_running_requests") == 3
     assert value(after, "s2s_running_rows") == 12
-    assert value(after, "s2s_queue_capacity_requests") == 64
+    assert value(after, "s2s_queue_capacity_rows") == 64
     assert value(after, "s2s_batch_capacity_rows") == 256
 
 
@@ -134,7 +135,7 @@ def test_model_observer_publishes_the_scheduler_limits_it_is_given(service_metri
         scraped = samples(scrape(server.url))
     finally:
         server.close()
-    assert value(scraped, "s2s_queue_capacity_requests") == 32
+    assert value(scraped, "s2s_queue_capacity_rows") == 32
     assert value(scraped, "s2s_batch_capacity_rows") == 128
 
 

@@ -117,10 +117,10 @@ async def test_a_full_pool_refuses_at_once_and_finishes_what_it_accepted(bundle,
 
 class _Occupancy(NullObserver):
     def __init__(self):
-        self.seen: list[tuple[int, int, int]] = []
+        self.seen: list[tuple[int, int, int, int]] = []
 
-    def occupancy(self, queued: int, running_requests: int, running_rows: int) -> None:
-        self.seen.append((queued, running_requests, running_rows))
+    def occupancy(self, queued: int, queued_rows: int, running_requests: int, running_rows: int) -> None:
+        self.seen.append((queued, queued_rows, running_requests, running_rows))
 
 
 async def test_pool_occupancy_is_the_sum_over_loops(bundle, runner):
@@ -135,8 +135,8 @@ async def test_pool_occupancy_is_the_sum_over_loops(bundle, runner):
     finally:
         await pool.stop()
     assert observer.seen
-    assert max(running for _, running, _ in observer.seen) == 2  # one request in each of two loops
-    assert observer.seen[-1] == (0, 0, 0)  # both loops reported their last request gone
+    assert max(running for _, _, running, _ in observer.seen) == 2  # one request in each of two loops
+    assert observer.seen[-1] == (0, 0, 0, 0)  # both loops reported their last request gone
 
 
 def test_a_pool_needs_a_thread():

@@ -1,4 +1,4 @@
-"""service/cli.py: options and S2S_* variables become one ServerConfig; bad starts exit non-zero."""
+"""service/serve_cli.py: options and S2S_* variables become one ServerConfig; bad starts exit non-zero."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service import cli
+from service import cli, serve_cli
 from service.config import ServerConfig
 from service.runner import RunnerConfig
 from service.scheduler import SchedulerConfig
@@ -23,7 +23,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def test_help_defaults_equal_the_dataclass_defaults() -> None:
     runner, scheduler, server = RunnerConfig(), SchedulerConfig(), ServerConfig()
-    assert cli.DEFAULTS == {
+    assert serve_cli.DEFAULTS == {
         "threads": runner.intra_op_threads,
         "graph_optimization": runner.optimization,
         "max_rows": scheduler.max_rows,
@@ -37,11 +37,15 @@ def test_help_defaults_equal_the_dataclass_defaults() -> None:
         "max_texts": server.max_texts,
         "max_text_chars": server.max_text_chars,
         "grace_period": server.grace_period_s,
+        "max_calls": server.calls.max_calls,
+        "max_streams": server.calls.max_streams,
+        "max_health_calls": server.calls.max_health_calls,
+        "max_receive_bytes": server.max_receive_bytes,
     }
 
 
 def test_no_options_give_the_default_config() -> None:
-    assert cli.server_config(_parse(["serve"])) == ServerConfig()
+    assert serve_cli.server_config(_parse(["serve"])) == ServerConfig()
 
 
 def test_environment_variables_configure_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,7 +55,7 @@ def test_environment_variables_configure_the_server(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("S2S_MAX_ROWS", "32")
     monkeypatch.setenv("S2S_GRACE_PERIOD", "2.5")
     monkeypatch.setenv("S2S_REQUIRE_PROVIDER", "true")
-    config = cli.server_config(_parse(["serve"]))
+    config = serve_cli.server_config(_parse(["serve"]))
     assert config.port == 0
     assert config.metrics_port is None
     assert config.bundles == (Path("a/1"), Path("b/2"))
@@ -65,7 +69,7 @@ def test_command_line_wins_and_bundle_is_repeatable(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("S2S_PORT", "1234")
     args = _parse(["serve", "--bundle", "x/1,y/1", "--bundle", "z/3", "--port", "5", "--max-beam", "4",
                    "--precision", "int8", "--metrics-port", "0"])  # fmt: skip
-    config = cli.server_config(args)
+    config = serve_cli.server_config(args)
     assert config.bundles == (Path("x/1"), Path("y/1"), Path("z/3"))
     assert config.port == 5
     assert config.metrics_port == 0
@@ -75,12 +79,12 @@ def test_command_line_wins_and_bundle_is_repeatable(monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize("text", ["-1", "off", "OFF", "none"])
 def test_metrics_port_off(text: str) -> None:
-    assert cli.metrics_port(text) is None
+    assert serve_cli.port_or_off(text) is None
 
 
 def test_metrics_port_out_of_range_is_rejected() -> None:
     with pytest.raises(argparse.ArgumentTypeError):
-        cli.metrics_port("70000")
+        serve_cli.port_or_off("70000")
 
 
 def test_serve_refuses_a_missing_bundle_with_a_clear_message(
@@ -88,7 +92,7 @@ def test_serve_refuses_a_missing_bundle_with_a_clear_message(
 ) -> None:
     caplog.set_level(logging.ERROR)
     args = _parse(["serve", "--bundle", str(tmp_path / "nope"), "--port", "0", "--metrics-port", "off"])
-    assert cli.serve(args) == cli.EXIT_STARTUP_FAILED
+    assert serve_cli.serve(args) == serve_cli.EXIT_STARTUP_FAILED
     assert "nope" in caplog.text and "does not exist" in caplog.text
 
 
@@ -96,14 +100,14 @@ def test_serve_refuses_a_corrupt_manifest(tmp_path: Path, caplog: pytest.LogCapt
     caplog.set_level(logging.ERROR)
     (tmp_path / "manifest.json").write_text("{not json")
     args = _parse(["serve", "--bundle", str(tmp_path), "--port", "0", "--metrics-port", "off"])
-    assert cli.serve(args) == cli.EXIT_STARTUP_FAILED
+    assert serve_cli.serve(args) == serve_cli.EXIT_STARTUP_FAILED
     assert "not valid JSON" in caplog.text
 
 
 def test_serve_refuses_an_invalid_configuration(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR)
     args = _parse(["serve", "--max-beam", "100", "--max-rows", "8"])
-    assert cli.serve(args) == cli.EXIT_STARTUP_FAILED
+    assert serve_cli.serve(args) == serve_cli.EXIT_STARTUP_FAILED
     assert "max_beam" in caplog.text
 
 
@@ -113,5 +117,5 @@ def test_serve_refuses_a_bundle_of_an_unknown_format(
     caplog.set_level(logging.ERROR)
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "s2s-bundle", "format_version": 99}))
     args = _parse(["serve", "--bundle", str(tmp_path), "--port", "0", "--metrics-port", "off"])
-    assert cli.serve(args) == cli.EXIT_STARTUP_FAILED
+    assert serve_cli.serve(args) == serve_cli.EXIT_STARTUP_FAILED
     assert "format_version" in caplog.text

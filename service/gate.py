@@ -1,0 +1,237 @@
+"""The gate every call passes before a servicer sees it: who may call, how many at once, whether
+the server still takes work, and what a request must be on the wire.
+
+- Framing: every method with a single request message is served as a request *stream* of one
+  message. grpc.aio's own unary path never answers a call that ends before a whole message
+  arrived (END_STREAM with no DATA, a short length prefix: 500 such calls stayed open and held
+  shutdown for the whole grace period), and it answers a message that does not parse with
+  UNKNOWN plus a logged traceback. Reading the raw bytes here answers both INVALID_ARGUMENT,
+  counted, with no traceback. Clients see no difference on the wire.
+- Auth: with a token file (service/auth.py), Translator and reflection calls need a token with
+  the `translate` scope and Admin calls one with `admin` (UNAUTHENTICATED / PERMISSION_DENIED,
+  before the request is read). Health stays open for probes. Without a token file, Admin calls
+  are taken from loopback peers only.
+- Admission: calls in progress are bounded by kind (service/admission.py); a call beyond a bound
+  is refused at once with RESOURCE_EXHAUSTED and RetryInfo, before its request is read.
+- Drain: once `drain()` is called, new Translator and Admin calls get UNAVAILABLE while those
+  already in progress finish; `wait_idle()` says when none is left.
+
+Errors are raised as the typed errors of service/errors.py and sent by service/status.py.
+Install after the metrics interceptor, so that what the gate refuses is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from service.admission import CallLimits, CallSlots
+from service.auth import TokenFile, bearer_token
+from service.errors import Draining, MalformedRequest, PermissionDenied, TooManyCalls, Unauthenticated
+from service.status import abort_with
+
+TRANSLATOR = "s2s.v1.Translator"
+ADMIN = "s2s.v1.Admin"
+HEALTH = "grpc.health.v1.Health"
+LOOPBACK_PEERS = ("ipv4:127.", "ipv6:[::1]", "unix:")
+
+
+@dataclass(frozen=True)
+class _Policy:
+    slots: tuple[str, ...]  # CallSlots kinds the call holds while in progress
+    scope: str | None  # token scope needed; None: open (health)
+    drains: bool  # refused with UNAVAILABLE once the server drains
+
+
+_TRANSLATE = _Policy(("calls",), "translate", True)
+_POLICIES = {
+    f"/{TRANSLATOR}/TranslateStream": _Policy(("calls", "streams"), "translate", True),
+    f"/{ADMIN}/": _Policy(("calls",), "admin", True),
+    f"/{HEALTH}/": _Policy(("health",), None, False),
+}
+
+
+def _policy(method: str) -> _Policy:
+    if method in _POLICIES:
+        return _POLICIES[method]
+    service_prefix = method[: method.rfind("/") + 1]
+    return _POLICIES.get(service_prefix, _TRANSLATE)  # Translator's others, reflection
+
+
+@dataclass(frozen=True)
+class FramedHandler(grpc.RpcMethodHandler):
+    """A method handler as grpc.aio reads it, plus the type the API declares for the method
+    (`declared_type`), which the metrics interceptor labels calls with."""
+
+    request_streaming: bool
+    response_streaming: bool
+    request_deserializer: Callable | None
+    response_serializer: Callable | None
+    unary_unary: Callable | None = None
+    unary_stream: Callable | None = None
+    stream_unary: Callable | None = None
+    stream_stream: Callable | None = None
+    declared_type: str = ""
+
+
+class CallGate(aio.ServerInterceptor):
+    def __init__(self, limits: CallLimits | None = None, tokens: TokenFile | None = None):
+        self.slots = CallSlots(limits or CallLimits())
+        self.tokens = tokens
+        self._draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._draining_calls = 0  # calls in progress whose kind drains
+
+    # -- drain -----------------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Refuse new Translator and Admin calls (UNAVAILABLE) from now on."""
+        self._draining = True
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """True once no Translator or Admin call is in progress, False after timeout_s."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def in_progress(self) -> int:
+        return self._draining_calls
+
+    # -- admission -------------------------------------------------------------------------------
+    def _refusal(self, policy: _Policy, metadata: Any, peer: str) -> Exception | None:
+        if policy.drains and self._draining:
+            return Draining("server is shutting down; retry on another replica")
+        if policy.scope is not None:
+            problem = self._auth_problem(policy.scope, metadata, peer)
+            if problem is not None:
+                return problem
+        full = self.slots.full(policy.slots)
+        if full is not None:
+            kind, retry_after = full
+            return TooManyCalls(kind, self.slots.limits[kind], retry_after)
+        return None
+
+    def _auth_problem(self, scope: str, metadata: Any, peer: str) -> Exception | None:
+        if self.tokens is None:
+            if scope == "admin" and not peer.startswith(LOOPBACK_PEERS):
+                return PermissionDenied(
+                    "admin calls need a token with the admin scope (s2s serve --auth-tokens) "
+                    "or a loopback connection"
+                )
+            return None
+        token = bearer_token(metadata)
+        if token is None:
+            return Unauthenticated("a bearer token is required (metadata 'authorization: Bearer <token>')")
+        scopes = self.tokens.scopes(token)
+        if not scopes:
+            return Unauthenticated("the bearer token is not valid")
+        if scope not in scopes:
+            return PermissionDenied(f"the token has no {scope!r} scope")
+        return None
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, policy: _Policy, context: aio.ServicerContext) -> AsyncIterator[None]:
+        refusal = self._refusal(policy, context.invocation_metadata(), context.peer())
+        if refusal is not None:
+            await abort_with(context, refusal)
+        self.slots.take(policy.slots)
+        if policy.drains:
+            self._draining_calls += 1
+            self._idle.clear()
+        try:
+            yield
+        finally:
+            self.slots.give_back(policy.slots)
+            if policy.drains:
+                self._draining_calls -= 1
+                if not self._draining_calls:
+                    self._idle.set()
+
+    # -- the interceptor -------------------------------------------------------------------------
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None  # unknown method: grpc answers UNIMPLEMENTED
+        policy = _policy(handler_call_details.method)
+        if handler.request_streaming:
+            return self._streaming_request(handler, policy)
+        return self._framed(handler, policy)
+
+    def _framed(self, handler: grpc.RpcMethodHandler, policy: _Policy) -> grpc.RpcMethodHandler:
+        parse = handler.request_deserializer
+        if not handler.response_streaming:
+            behavior = handler.unary_unary
+
+            async def one_response(_requests: Any, context: aio.ServicerContext) -> Any:
+                async with self._admitted(policy, context):
+                    return await behavior(await _read_request(context, parse), context)
+
+            return FramedHandler(True, False, None, handler.response_serializer,
+                                 stream_unary=one_response, declared_type="unary")  # fmt: skip
+        behavior = handler.unary_stream
+        if inspect.isasyncgenfunction(behavior):
+
+            async def responses(_requests: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+                async with self._admitted(policy, context):
+                    request = await _read_request(context, parse)
+                    async with contextlib.aclosing(behavior(request, context)) as items:
+                        async for item in items:
+                            yield item
+
+            stream: Callable = responses
+        else:  # a handler that writes with context.write() (grpc's health Watch)
+
+            async def written(_requests: Any, context: aio.ServicerContext) -> None:
+                async with self._admitted(policy, context):
+                    await behavior(await _read_request(context, parse), context)
+
+            stream = written
+        return FramedHandler(True, True, None, handler.response_serializer,
+                             stream_stream=stream, declared_type="server_stream")  # fmt: skip
+
+    def _streaming_request(self, handler: grpc.RpcMethodHandler, policy: _Policy) -> grpc.RpcMethodHandler:
+        """Request streams (reflection): auth, admission and drain only; grpc frames them."""
+        if handler.response_streaming and inspect.isasyncgenfunction(handler.stream_stream):
+            behavior = handler.stream_stream
+
+            async def responses(requests: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+                async with self._admitted(policy, context):
+                    async with contextlib.aclosing(behavior(requests, context)) as items:
+                        async for item in items:
+                            yield item
+
+            return grpc.stream_stream_rpc_method_handler(
+                responses, handler.request_deserializer, handler.response_serializer
+            )
+        return handler  # no such method in this server; left as grpc serves it
+
+
+async def _read_request(context: aio.ServicerContext, parse: Callable[[bytes], Any] | None) -> Any:
+    """The call's one request message, parsed; the call ends INVALID_ARGUMENT (MalformedRequest)
+    when there is none or it does not parse."""
+    raw = await context.read()
+    if raw is aio.EOF:
+        await abort_with(
+            context, MalformedRequest("the call ended before a complete request message arrived")
+        )
+    if parse is None:
+        return raw
+    try:
+        return parse(raw)
+    except Exception:  # noqa: BLE001 - DecodeError, or any deserializer's failure: the caller's bytes
+        problem = f"the request ({len(raw)} bytes) is not a valid message of this method"
+    await abort_with(context, MalformedRequest(problem))
