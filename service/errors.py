@@ -93,6 +93,10 @@ class PermissionDenied(ServiceError):
     """A valid token without the scope this method needs."""
 
 
+class LastModel(ServiceError):
+    """The one model left cannot be unloaded: the server would have nothing to serve."""
+
+
 class Draining(ServiceError):
     """The server is shutting down and takes no new work."""
 

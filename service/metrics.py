@@ -18,6 +18,7 @@ Every metric name, meaning and label is listed in docs/observability.md.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
@@ -247,6 +248,7 @@ class SchedulerMetrics:
         self, families: _DecoderMetrics, model: str, version: str, provider: str, bundle_sha: str
     ) -> None:
         labels = {"model": model, "version": version, "provider": provider}
+        self._families, self._labels = families, labels
         m = families
         m.model_info.labels(**labels).info({"build_version": __version__, "bundle_sha": bundle_sha})
         self._received = m.requests_received.labels(**labels)
@@ -269,6 +271,12 @@ class SchedulerMetrics:
         self._running_rows = m.running_rows.labels(**labels)
         self._queue_capacity = m.queue_capacity.labels(**labels)
         self._batch_capacity = m.batch_capacity.labels(**labels)
+
+    def remove(self) -> None:
+        """Drop every series of this model (it was unloaded): a stale gauge of a model that is
+        gone would read as load, and its info series as a model still served."""
+        for name in (f.name for f in dataclasses.fields(self._families)):
+            getattr(self._families, name).remove_by_labels(self._labels)
 
     def set_capacity(self, max_queue: int, max_rows: int) -> None:
         """Publish the scheduler's limits (not part of SchedulerObserver: set once at start)."""

@@ -29,6 +29,9 @@ class SchedulerObserver(Protocol):
 
     def occupancy(self, queued: int, queued_rows: int, running_requests: int, running_rows: int) -> None: ...
 
+    def remove(self) -> None:
+        """The model was unloaded: forget its series."""
+
 
 class NullObserver:
     """Observer that records nothing (tests, benchmarks of the bare scheduler)."""
@@ -55,4 +58,7 @@ class NullObserver:
         pass
 
     def occupancy(self, queued: int, queued_rows: int, running_requests: int, running_rows: int) -> None:
+        pass
+
+    def remove(self) -> None:
         pass

@@ -1,8 +1,10 @@
 """The models a server holds: bundles by name and version, each with its runner and scheduler.
 
-Loading is all-or-nothing and happens before the server binds its port: a missing or corrupt
-bundle (or an execution provider that is required but absent) stops start-up with one clear
-BundleError. Requests name a model by ModelSpec; an unknown one raises ModelNotFound.
+Loading at start-up is all-or-nothing and happens before the server binds its port: a missing or
+corrupt bundle (or an execution provider that is required but absent) stops start-up with one
+clear BundleError. Requests name a model by ModelSpec; an unknown one raises ModelNotFound. While
+serving, service/reload.py adds and removes versions (`add`, `remove`); a call that already holds
+a model keeps it until it ends.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from s2s.bundle import (
@@ -23,7 +25,7 @@ from s2s.bundle import (
     load_bundle,
     sha256_file,
 )
-from service.errors import ModelNotFound, shown
+from service.errors import LastModel, ModelNotFound, shown
 from service.observer import NullObserver, SchedulerObserver
 from service.pool import SchedulerPool
 from service.runner import ProviderUnavailable, Runner, RunnerConfig
@@ -38,6 +40,7 @@ class LoadedModel:
     runner: Runner
     scheduler: Scheduler | SchedulerPool
     bundle_sha: str  # sha256 of manifest.json, which pins every file's sha256
+    observer: SchedulerObserver = field(default_factory=NullObserver)  # its metrics
 
     @property
     def name(self) -> str:
@@ -74,9 +77,14 @@ def resolve_bundle_dirs(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def _open_model(path: Path, runner_config: RunnerConfig, scheduler_config: SchedulerConfig,
-                observer_for: Callable[[Bundle, str, str], SchedulerObserver]) -> LoadedModel:  # fmt: skip
-    bundle = load_bundle(path)  # verifies format and checksums; raises BundleError
+ObserverFactory = Callable[[Bundle, str, str], SchedulerObserver]
+
+
+def open_model(bundle: Bundle, runner_config: RunnerConfig, scheduler_config: SchedulerConfig,
+               observer_for: ObserverFactory) -> LoadedModel:  # fmt: skip
+    """Build a checked bundle's runner and scheduler (not started, not warmed up; blocking:
+    run it in a thread)."""
+    path = bundle.path
     try:
         runner = Runner.from_bundle(bundle, runner_config)
     except ProviderUnavailable:
@@ -90,23 +98,43 @@ def _open_model(path: Path, runner_config: RunnerConfig, scheduler_config: Sched
         if scheduler_config.decode_threads > 1
         else Scheduler(runner, scheduler_config, observer)
     )
-    return LoadedModel(bundle, runner, scheduler, sha)
+    return LoadedModel(bundle, runner, scheduler, sha, observer)
 
 
 class ModelRegistry:
-    """Loaded models by (name, version). The first model loaded is the default."""
+    """Loaded models by (name, version). The first model's name is the default; a request that
+    names no version gets the newest loaded one."""
 
     def __init__(self, models: Sequence[LoadedModel]):
         if not models:
             raise BundleError("no model to serve")
-        self.models = list(models)
-        seen: set[tuple[str, str]] = set()
-        for model in self.models:
-            key = (model.name, model.version)
-            if key in seen:
-                raise BundleError(f"two bundles are both {model.name}/{model.version}; serve each once")
-            seen.add(key)
-        self.default = self.models[0]
+        self._models: dict[tuple[str, str], LoadedModel] = {}
+        for model in models:
+            self.add(model)
+        self.default_name = models[0].name
+
+    @property
+    def models(self) -> list[LoadedModel]:
+        return list(self._models.values())
+
+    def add(self, model: LoadedModel) -> None:
+        key = (model.name, model.version)
+        if key in self._models:
+            raise BundleError(f"two bundles are both {model.name}/{model.version}; serve each once")
+        self._models[key] = model
+
+    def remove(self, name: str, version: str) -> LoadedModel:
+        """Stop routing calls to name/version (its calls in progress keep it) and return it."""
+        if (name, version) not in self._models:
+            raise ModelNotFound(
+                f"no model {shown(name)}/{shown(version)} is loaded", f"{shown(name)}/{shown(version)}"
+            )
+        if len(self._models) == 1:
+            raise LastModel(f"{name}/{version} is the only model loaded; load another before unloading it")
+        model = self._models.pop((name, version))
+        if not any(m.name == self.default_name for m in self._models.values()):
+            self.default_name = next(iter(self._models.values())).name
+        return model
 
     @classmethod
     def load(
@@ -114,12 +142,13 @@ class ModelRegistry:
         paths: Sequence[Path],
         runner_config: RunnerConfig,
         scheduler_config: SchedulerConfig,
-        observer_for: Callable[[Bundle, str, str], SchedulerObserver] = lambda *_: NullObserver(),
+        observer_for: ObserverFactory = lambda *_: NullObserver(),
     ) -> ModelRegistry:
         """Load every bundle (blocking: run it in a thread). observer_for(bundle, manifest sha,
         provider actually used) gives each model's scheduler its metrics observer."""
         models = [
-            _open_model(path, runner_config, scheduler_config, observer_for)
+            # load_bundle verifies the format and every file's checksum; raises BundleError
+            open_model(load_bundle(path), runner_config, scheduler_config, observer_for)
             for path in resolve_bundle_dirs(paths)
         ]
         for model in models:
@@ -128,32 +157,30 @@ class ModelRegistry:
         return cls(models)
 
     def get(self, name: str = "", version: str = "") -> LoadedModel:
-        """The model named `name` at `version` (newest when empty); the default when both empty."""
-        if not name:
-            if version and version != self.default.version:
-                raise ModelNotFound(
-                    f"the default model {self.default.name} has no version {shown(version)}",
-                    f"{self.default.name}/{shown(version)}",
-                )
-            return self.default
-        candidates = [m for m in self.models if m.name == name and (not version or m.version == version)]
+        """The model named `name` (the default name when empty) at `version` (the newest loaded
+        when empty)."""
+        asked = name or self.default_name
+        candidates = [
+            m for m in self._models.values() if m.name == asked and (not version or m.version == version)
+        ]
         if not candidates:
-            asked = f"{shown(name)}{'/' + shown(version) if version else ''}"
-            raise ModelNotFound(f"no model {asked} is loaded; loaded: {self.specs()}", asked)
+            spec = f"{shown(asked)}{'/' + shown(version) if version else ''}"
+            what = f"the default model {spec}" if not name else f"model {spec}"
+            raise ModelNotFound(f"no {what} is loaded; loaded: {self.specs()}", spec)
         return max(candidates, key=lambda m: _version_key(m.version))
 
     def specs(self) -> list[str]:
-        return [f"{m.name}/{m.version}" for m in self.models]
+        return [f"{m.name}/{m.version}" for m in self._models.values()]
 
     def warm_up(self) -> None:
         """Run every runner once at its configured sizes (blocking: run it in a thread)."""
-        for model in self.models:
+        for model in self._models.values():
             model.runner.warm_up()
 
     async def start(self) -> None:
-        for model in self.models:
+        for model in self._models.values():
             await model.scheduler.start()
 
     async def stop(self, grace_s: float) -> None:
         """Drain every scheduler at once: new work is refused, running work gets `grace_s`."""
-        await asyncio.gather(*(m.scheduler.stop(grace_s) for m in self.models))
+        await asyncio.gather(*(m.scheduler.stop(grace_s) for m in self._models.values()))

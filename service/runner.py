@@ -168,6 +168,7 @@ class Runner:
         # Per thread: several decode loops may share this runner (service/pool.py).
         self._device = threading.local()  # .encoder: (encoder_generation, {name: OrtValue})
         self.hidden, self.layers = self._probe_sizes()
+        self.warm_up_s: float | None = None  # seconds the last warm_up took; None: never warmed
 
     def _open(self, path: Path, providers: list[str]) -> ort.InferenceSession:
         if not path.is_file():
@@ -278,6 +279,6 @@ class Runner:
             )
             self.step(batch, k=10)
         self._device.encoder = None
-        seconds = time.perf_counter() - started
+        seconds = self.warm_up_s = time.perf_counter() - started
         log.info("warm-up done in %.2f s (rows %s)", seconds, self.config.warmup_rows)
         return seconds

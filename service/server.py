@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 
 from s2s.bundle import Bundle
 from s2s.v1 import translator_pb2, translator_pb2_grpc
+from service.admin import AdminServicer
 from service.auth import TokenFile, TokenFileError
 from service.config import ServerConfig
 from service.gate import CallGate
@@ -33,6 +34,7 @@ from service.interceptor import GrpcServerMetricsInterceptor
 from service.metrics import MetricsServer, ServiceMetrics, start_metrics_server
 from service.observer import SchedulerObserver
 from service.registry import ModelRegistry
+from service.reload import ModelReloader
 from service.scheduler import SchedulerConfig
 from service.servicer import TranslatorServicer
 from service.tls import TlsError, server_credentials
@@ -40,6 +42,7 @@ from service.tls import TlsError, server_credentials
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = translator_pb2.DESCRIPTOR.services_by_name["Translator"].full_name  # "s2s.v1.Translator"
+ADMIN_SERVICE_NAME = translator_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
 HEALTH_SERVICES = (SERVICE_NAME, "")  # "" = the server as a whole (Kubernetes' default probe)
 MAX_SEND_BYTES = 32 * 1024 * 1024  # responses: attention matrices of a full batch of long texts fit
 
@@ -75,6 +78,7 @@ class RunningServer:
     health: health.aio.HealthServicer
     registry: ModelRegistry
     gate: CallGate
+    reloader: ModelReloader
     port: int  # the bound gRPC port (also when 0 was asked for)
     metrics: ServiceMetrics
     metrics_server: MetricsServer | None
@@ -110,7 +114,7 @@ class RunningServer:
                     "grace period over with %d calls in progress; cancelling them", self.gate.in_progress
                 )
             left = max(0.0, grace - (time.monotonic() - started))
-            await asyncio.gather(self.registry.stop(left), self.server.stop(left))
+            await asyncio.gather(self.registry.stop(left), self.server.stop(left), self.reloader.settled())
         finally:
             if self.metrics_server is not None:
                 self.metrics_server.close()
@@ -178,12 +182,17 @@ async def running_server(config: ServerConfig) -> AsyncIterator[RunningServer]:
         ],
     )
     translator_pb2_grpc.add_TranslatorServicer_to_server(TranslatorServicer(registry, config.limits), server)
+    reloader = ModelReloader(
+        registry, config.bundles, config.runner, config.scheduler, lazy.observer_for, config.grace_period_s
+    )
+    translator_pb2_grpc.add_AdminServicer_to_server(AdminServicer(reloader), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        (SERVICE_NAME, ADMIN_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME),
         server,
-    )
+    )  # fmt: skip
     for name in HEALTH_SERVICES:  # until warm-up is done, probes must not send traffic here
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     port = _bind(server, config.host, config.port, credentials)
@@ -195,7 +204,16 @@ async def running_server(config: ServerConfig) -> AsyncIterator[RunningServer]:
         except OSError as exc:
             raise StartupError(f"cannot serve metrics on {config.host}:{config.metrics_port}: {exc}") from exc
     running = RunningServer(
-        config, server, health_servicer, registry, gate, port, lazy.metrics, metrics_server, health_only
+        config,
+        server,
+        health_servicer,
+        registry,
+        gate,
+        reloader,
+        port,
+        lazy.metrics,
+        metrics_server,
+        health_only,
     )
     try:
         await server.start()
@@ -219,19 +237,30 @@ async def running_server(config: ServerConfig) -> AsyncIterator[RunningServer]:
         await running.stop()
 
 
-def _on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    for sig in (signal.SIGTERM, signal.SIGINT):
+def _on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, reload: asyncio.Event) -> None:
+    for sig, event in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGHUP, reload)):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, event.set)
         except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
             log.debug("cannot install a handler for %s", sig.name)
 
 
+async def _reload_on_sighup(running: RunningServer, wanted: asyncio.Event) -> None:
+    while True:
+        await wanted.wait()
+        wanted.clear()
+        log.info("SIGHUP: re-reading the bundle paths")
+        report = await running.reloader.reload()
+        for path, reason in report.refused:
+            log.error("SIGHUP reload refused %s: %s", path, reason)
+
+
 async def serve(config: ServerConfig) -> None:
     """Run until SIGTERM or SIGINT, then drain for the grace period and return (exit 0)."""
-    stop = asyncio.Event()
-    _on_signals(asyncio.get_running_loop(), stop)
+    stop, reload = asyncio.Event(), asyncio.Event()
+    _on_signals(asyncio.get_running_loop(), stop, reload)
     async with running_server(config) as running:
+        reloading = asyncio.ensure_future(_reload_on_sighup(running, reload))
         metrics = running.metrics_server.url if running.metrics_server else "off"
         # One line on stdout for people and scripts (port 0 picks a free port: this says which).
         where = f"{config.host}:{running.port}"
@@ -239,4 +268,5 @@ async def serve(config: ServerConfig) -> None:
               file=sys.stdout, flush=True)  # fmt: skip
         await stop.wait()
         log.info("signal received: shutting down")
+        reloading.cancel()
         await running.stop()

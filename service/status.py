@@ -28,6 +28,7 @@ from service.errors import (
     DeadlineExceeded,
     Draining,
     InvalidRequest,
+    LastModel,
     ModelNotFound,
     Overloaded,
     PermissionDenied,
@@ -54,6 +55,7 @@ STATUS_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
     (Cancelled, grpc.StatusCode.CANCELLED),
     (StepFailed, grpc.StatusCode.INTERNAL),
+    (LastModel, grpc.StatusCode.FAILED_PRECONDITION),
     # A bundle that breaks while serving (e.g. a file vanished) is the server's fault.
     (BundleError, grpc.StatusCode.INTERNAL),
 )

@@ -207,3 +207,39 @@ class ModelInfo(_message.Message):
     loaded_models: _containers.RepeatedCompositeFieldContainer[ModelSpec]
     created: str
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., cell: _Optional[str] = ..., score: _Optional[str] = ..., layers: _Optional[int] = ..., hidden: _Optional[int] = ..., bidirectional: _Optional[bool] = ..., src_vocab_size: _Optional[int] = ..., tgt_vocab_size: _Optional[int] = ..., src_tokenizer: _Optional[str] = ..., tgt_tokenizer: _Optional[str] = ..., execution_provider: _Optional[str] = ..., default_max_length: _Optional[int] = ..., default_max_length_ratio: _Optional[float] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., loaded_models: _Optional[_Iterable[_Union[ModelSpec, _Mapping]]] = ..., created: _Optional[str] = ...) -> None: ...
+
+class ReloadModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RefusedBundle(_message.Message):
+    __slots__ = ("path", "reason")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    reason: str
+    def __init__(self, path: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReloadModelsResponse(_message.Message):
+    __slots__ = ("loaded", "unloaded", "refused", "serving")
+    LOADED_FIELD_NUMBER: _ClassVar[int]
+    UNLOADED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    SERVING_FIELD_NUMBER: _ClassVar[int]
+    loaded: _containers.RepeatedCompositeFieldContainer[ModelSpec]
+    unloaded: _containers.RepeatedCompositeFieldContainer[ModelSpec]
+    refused: _containers.RepeatedCompositeFieldContainer[RefusedBundle]
+    serving: _containers.RepeatedCompositeFieldContainer[ModelSpec]
+    def __init__(self, loaded: _Optional[_Iterable[_Union[ModelSpec, _Mapping]]] = ..., unloaded: _Optional[_Iterable[_Union[ModelSpec, _Mapping]]] = ..., refused: _Optional[_Iterable[_Union[RefusedBundle, _Mapping]]] = ..., serving: _Optional[_Iterable[_Union[ModelSpec, _Mapping]]] = ...) -> None: ...
+
+class UnloadModelRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: ModelSpec
+    def __init__(self, model: _Optional[_Union[ModelSpec, _Mapping]] = ...) -> None: ...
+
+class UnloadModelResponse(_message.Message):
+    __slots__ = ("serving",)
+    SERVING_FIELD_NUMBER: _ClassVar[int]
+    serving: _containers.RepeatedCompositeFieldContainer[ModelSpec]
+    def __init__(self, serving: _Optional[_Iterable[_Union[ModelSpec, _Mapping]]] = ...) -> None: ...

@@ -186,3 +186,130 @@ class Translator:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class AdminStub:
+    """Operators' calls: hot model reload. With a token file, a token with the `admin` scope is
+    needed (PERMISSION_DENIED otherwise); without one, only loopback callers are served.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ReloadModels = channel.unary_unary(
+                '/s2s.v1.Admin/ReloadModels',
+                request_serializer=s2s_dot_v1_dot_translator__pb2.ReloadModelsRequest.SerializeToString,
+                response_deserializer=s2s_dot_v1_dot_translator__pb2.ReloadModelsResponse.FromString,
+                _registered_method=True)
+        self.UnloadModel = channel.unary_unary(
+                '/s2s.v1.Admin/UnloadModel',
+                request_serializer=s2s_dot_v1_dot_translator__pb2.UnloadModelRequest.SerializeToString,
+                response_deserializer=s2s_dot_v1_dot_translator__pb2.UnloadModelResponse.FromString,
+                _registered_method=True)
+
+
+class AdminServicer:
+    """Operators' calls: hot model reload. With a token file, a token with the `admin` scope is
+    needed (PERMISSION_DENIED otherwise); without one, only loopback callers are served.
+    """
+
+    def ReloadModels(self, request, context):
+        """Re-reads the server's bundle paths (what SIGHUP does): versions that appeared are loaded
+        (checksums verified, graphs warmed up) before they take traffic; versions that disappeared
+        stop taking new calls and are unloaded once their calls finish. A bundle that is corrupt or
+        does not load is refused and reported; what was serving keeps serving.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnloadModel(self, request, context):
+        """Stops sending new calls to one loaded version and unloads it once its calls have finished.
+        The last loaded model cannot be unloaded (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AdminServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ReloadModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadModels,
+                    request_deserializer=s2s_dot_v1_dot_translator__pb2.ReloadModelsRequest.FromString,
+                    response_serializer=s2s_dot_v1_dot_translator__pb2.ReloadModelsResponse.SerializeToString,
+            ),
+            'UnloadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnloadModel,
+                    request_deserializer=s2s_dot_v1_dot_translator__pb2.UnloadModelRequest.FromString,
+                    response_serializer=s2s_dot_v1_dot_translator__pb2.UnloadModelResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            's2s.v1.Admin', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('s2s.v1.Admin', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Admin:
+    """Operators' calls: hot model reload. With a token file, a token with the `admin` scope is
+    needed (PERMISSION_DENIED otherwise); without one, only loopback callers are served.
+    """
+
+    @staticmethod
+    def ReloadModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/s2s.v1.Admin/ReloadModels',
+            s2s_dot_v1_dot_translator__pb2.ReloadModelsRequest.SerializeToString,
+            s2s_dot_v1_dot_translator__pb2.ReloadModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnloadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/s2s.v1.Admin/UnloadModel',
+            s2s_dot_v1_dot_translator__pb2.UnloadModelRequest.SerializeToString,
+            s2s_dot_v1_dot_translator__pb2.UnloadModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
