@@ -61,6 +61,17 @@ if [ "$ENGINE" = podman ]; then
   fi
 fi
 
+# The image a tag pointed to before a rebuild, and with podman the build stages left untagged:
+# a store that builds on every CI run would otherwise grow by an image (GBs for the GPU one) each
+# time. Docker keeps its build cache apart, so only the replaced image goes there.
+forget_replaced() {
+  local name=$1 previous=$2
+  if [ -n "$previous" ] && [ "$previous" != "$("$ENGINE" image inspect --format '{{.Id}}' "$name")" ]; then
+    "$ENGINE" rmi "$previous" >/dev/null 2>&1 || true  # still used by a container: keep it
+  fi
+  [ "$ENGINE" != podman ] || "$ENGINE" image prune -f >/dev/null 2>&1 || true
+}
+
 # build NAME DOCKERFILE CONTEXT [EXTRA FLAGS...]: build, then report the time and size.
 build() {
   local name=$1 dockerfile=$2 context=$3
@@ -70,13 +81,15 @@ build() {
   if [ "$ENGINE" = podman ] && [ -f "$DOCKER_DIR/$dockerfile.dockerignore" ]; then
     flags+=(--ignorefile "$DOCKER_DIR/$dockerfile.dockerignore")
   fi
-  local start=$SECONDS
+  local start=$SECONDS previous
+  previous=$("$ENGINE" image inspect --format '{{.Id}}' "$name" 2>/dev/null || true)
   log "building $name ($dockerfile, $ENGINE)"
   if ! DOCKER_BUILDKIT=1 "$ENGINE" build "${flags[@]}" "$context" >"$work/build.log" 2>&1; then
     tail -40 "$work/build.log" >&2
     log "building $name failed"
     exit 1
   fi
+  forget_replaced "$name" "$previous"
   local size
   size=$("$ENGINE" image inspect --format '{{.Size}}' "$name")
   printf '%-28s %4d s  %5d MB\n' "$name" $((SECONDS - start)) $((size / 1000000))
@@ -86,7 +99,7 @@ build() {
 torch_flags() {
   local index="${TORCH_INDEX_URL:-$(arg_default train.Dockerfile TORCH_INDEX_URL)}"
   local wheels="${TORCH_WHEELS:-}"
-  if [ -z "$wheels" ] && [ -z "${TORCH_INDEX_URL:-}" ] && ! curl -fsS -o /dev/null --max-time 20 "$index/torch/"; then
+  if [ -z "$wheels" ] && [ -z "${TORCH_INDEX_URL:-}" ] && ! curl -fsS -o /dev/null --max-time 20 "$index/torch/" 2>/dev/null; then
     wheels=$(dirname "$(ls "${PIP_FIND_LINKS:-/nonexistent}"/torch-"$TORCH_VERSION"+cpu-cp311-*.whl 2>/dev/null | head -1)")
     [ "$wheels" != . ] || { log "$index unreachable and no local torch wheel: set TORCH_INDEX_URL"; exit 1; }
     log "$index unreachable: serving torch from $wheels to the build"

@@ -33,8 +33,8 @@ print('\n'.join([r for r in d['dependencies'] if not r.startswith('onnxruntime==
  && pip install -r /tmp/requirements.txt \
  && pip install --no-deps --no-build-isolation . \
  && python -m compileall -q /opt/venv \
- && cd / && python -c "import importlib.util as u; \
-assert u.find_spec('torch') is None and u.find_spec('service.bench') is None, 'torch or bench in the image'"
+ && python -I -c "import importlib.util as u; \
+assert u.find_spec('torch') is None and u.find_spec('service.bench') is None, 'PyTorch or the benchmark in the image'"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="s2s-serve-gpu" \

@@ -23,12 +23,13 @@ COPY pyproject.toml README.md ./
 COPY s2s ./s2s
 COPY service ./service
 # The build backend is pinned too: --no-build-isolation builds with these, not whatever is newest.
-# The last check fails the build when a context without the .dockerignore let the benchmark in.
+# The last check fails the build when a context without the .dockerignore let the benchmark in
+# (-I: the installed packages, not the sources in the working directory).
 RUN pip install "setuptools==84.2.1" "wheel==0.48.0" \
  && pip install --no-build-isolation . \
  && python -m compileall -q /opt/venv \
- && cd / && python -c "import sys, importlib.util as u, service.server; \
-assert 'torch' not in sys.modules and u.find_spec('torch') is None, 'torch in the serving image'; \
+ && python -I -c "import sys, importlib.util as u, service.server; \
+assert 'torch' not in sys.modules and u.find_spec('torch') is None, 'PyTorch in the serving image'; \
 assert u.find_spec('service.bench') is None, 'service/bench in the serving image'"
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -11,7 +11,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /etc/prometheus/* \
  && mkdir -p /prometheus \
  && chown nobody:nogroup /prometheus
-USER nobody
+USER 65534:65534
 WORKDIR /prometheus
 EXPOSE 9090
 ENTRYPOINT ["/usr/bin/prometheus"]

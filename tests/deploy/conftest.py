@@ -17,3 +17,13 @@ def kustomize_builds() -> dict[str, list[dict]]:
         assert result.returncode == 0, output(result)
         builds[overlay.name] = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     return builds
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """The images the image tests built, with build time and size (docs/deploy.md records them)."""
+    from image_tools import BUILT
+
+    if BUILT:
+        terminalreporter.section("images built")
+        for report in BUILT.values():
+            terminalreporter.write_line(report)

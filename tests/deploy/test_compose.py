@@ -10,6 +10,7 @@ import yaml
 from deploy_tools import DEPLOY, find_tool, output, run
 
 COMPOSE = DEPLOY / "compose" / "docker-compose.yml"
+COMPOSE_GPU = COMPOSE.with_name("docker-compose.gpu.yml")
 ENV = {**os.environ, "GRAFANA_ADMIN_PASSWORD": "test-only"}
 
 
@@ -34,11 +35,15 @@ def test_compose_spec_schema_accepts_it():
 
 def test_services_start_in_order_with_healthchecks_limits_and_restarts():
     services = yaml.safe_load(COMPOSE.read_text())["services"]
-    assert set(services) == {"s2s", "prometheus", "grafana"}
+    assert set(services) == {"bundle", "s2s", "prometheus", "grafana"}
     for name, service in services.items():
+        assert service["deploy"]["resources"]["limits"]["memory"], name
+        if name == "bundle":  # a one-shot copy, like the Kubernetes init container
+            assert service["restart"] == "no" and "healthcheck" not in service
+            continue
         assert service["healthcheck"]["test"][0] == "CMD", name
         assert service["restart"] == "unless-stopped", name
-        assert service["deploy"]["resources"]["limits"]["memory"], name
+    assert services["s2s"]["depends_on"]["bundle"]["condition"] == "service_completed_successfully"
     assert services["prometheus"]["depends_on"]["s2s"]["condition"] == "service_healthy"
     assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
     assert services["s2s"]["healthcheck"]["test"] == ["CMD", "python", "-m", "service.healthcheck"]
@@ -49,14 +54,40 @@ def test_mounted_paths_exist_and_bundles_live_in_a_named_volume():
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            if source.startswith("."):
+            if source.startswith("."):  # a directory beside the file
                 assert (COMPOSE.parent / source).resolve().is_dir(), f"{name}: {source} missing"
             else:
                 assert source in compose["volumes"], f"{name}: {source} is not a named volume"
     assert "bundles:/models:ro" in compose["services"]["s2s"]["volumes"]
+    assert "bundles:/models" in compose["services"]["bundle"]["volumes"]
+    assert compose["services"]["s2s"]["environment"]["S2S_BUNDLE"] == "/models"
     prometheus_yml = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     targets = [
         t for job in prometheus_yml["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
     ]
     metrics_port = compose["services"]["s2s"]["environment"]["S2S_METRICS_PORT"]
     assert f"s2s:{metrics_port}" in targets
+
+
+@pytest.mark.tools
+def test_the_gpu_override_swaps_in_the_gpu_server_with_one_gpu_and_the_gpu_overlays_settings():
+    result = run([find_tool("docker-compose"), "-f", str(COMPOSE), "-f", str(COMPOSE_GPU), "config"], env=ENV)
+    assert result.returncode == 0, output(result)
+    server = yaml.safe_load(result.stdout)["services"]["s2s"]  # same name: Prometheus scrapes it
+    assert server["build"]["dockerfile"] == "deploy/docker/serve-gpu.Dockerfile"
+    assert server["image"] == "s2s-serve-gpu:0.1.0"
+    (device,) = server["deploy"]["resources"]["reservations"]["devices"]
+    assert (device["driver"], device["count"], device["capabilities"]) == ("nvidia", 1, ["gpu"])
+    assert server["read_only"] is True and server["cap_drop"] == ["ALL"]  # the base's, kept
+    overlay = dict(
+        line.split("=", 1)
+        for line in (DEPLOY / "k8s" / "overlays" / "gpu" / "server-gpu.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert {key: server["environment"][key] for key in overlay} == overlay
+
+
+@pytest.mark.tools
+def test_compose_spec_schema_accepts_the_gpu_override():
+    result = run([find_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_GPU)])
+    assert result.returncode == 0, output(result)

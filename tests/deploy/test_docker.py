@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,21 @@ def test_images_are_pinned_and_have_their_own_dockerignore(dockerfile: Path):
         assert dockerfile.with_name(dockerfile.name + ".dockerignore").exists()
 
 
-def test_gpu_image_defaults_to_the_cuda_provider_on_a_cuda_runtime_base():
+def test_gpu_image_gets_the_cuda_13_libraries_of_its_onnxruntime_gpu_and_checks_they_resolve():
+    """onnxruntime-gpu 1.31 is built for CUDA 13: a CUDA 12 base made an image that built, passed
+    `get_available_providers()` and could not start on any GPU. The CUDA and cuDNN libraries come
+    from the package's own extras, the loader finds them, and the build checks that it does."""
     text = (DEPLOY / "docker" / "serve-gpu.Dockerfile").read_text()
-    assert re.search(r"nvidia/cuda:[\d.]+-cudnn-runtime", text)
-    assert "S2S_PROVIDER=cuda" in text and "onnxruntime-gpu" in text
+    assert "onnxruntime-gpu[cuda,cudnn]==" in text and "nvidia/cuda:" not in text
+    env = dict(_final_stage(DEPLOY / "docker" / "serve-gpu.Dockerfile"))["ENV"]
+    assert "site-packages/nvidia/cu13/lib" in env and "site-packages/nvidia/cudnn/lib" in env
+    assert 'NVIDIA_REQUIRE_CUDA="cuda>=13.0"' in env and "S2S_PROVIDER=cuda" in env
+    runs = [args for op, args in _final_stage(DEPLOY / "docker" / "serve-gpu.Dockerfile") if op == "RUN"]
+    assert any("check_cuda_libraries.py" in args for args in runs), "the check runs in the final stage"
+
+
+def test_the_cuda_library_check_fails_where_the_provider_cannot_load():
+    """Here (CPU onnxruntime) there is no CUDA provider library at all: the check must say so."""
+    check = DEPLOY / "docker" / "check_cuda_libraries.py"
+    result = run([sys.executable, str(check)])
+    assert result.returncode == 1 and "libonnxruntime_providers_cuda.so" in result.stderr, output(result)
