@@ -32,9 +32,14 @@ class Limits:
     max_src_tokens: int = 256  # source tokens per text (memory and step cost grow with it)
     max_beam: int = 16  # beam_size and n_best
     max_output_len: int = 512  # output tokens per hypothesis
+    # Attention values one call may make the server hold, counted at worst: texts x beam x
+    # output tokens x source tokens. Each costs ~4 bytes in the search and ~36 while the response
+    # is built, so 1M keeps a call under ~40 MB (64 texts of beam 16 at full length would be 8 GB).
+    max_attention_values: int = 1_000_000
 
     def __post_init__(self) -> None:
-        for name in ("max_texts", "max_text_chars", "max_src_tokens", "max_beam", "max_output_len"):
+        for name in ("max_texts", "max_text_chars", "max_src_tokens", "max_beam", "max_output_len",
+                     "max_attention_values"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"limit {name} must be >= 1, got {getattr(self, name)}")
 
@@ -49,6 +54,7 @@ class ServerConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)  # batching knobs, limits
     max_texts: int = 64  # texts in one Translate call
     max_text_chars: int = 2000  # characters per text, checked before tokenising
+    max_attention_values: int = 1_000_000  # per call, when attention is asked for (Limits)
     grace_period_s: float = 10.0  # on SIGTERM: how long in-flight requests may take to finish
     warmup: bool = True  # run the graphs at a few batch sizes before reporting SERVING
     calls: CallLimits = field(default_factory=CallLimits)  # calls in progress at once, by kind
@@ -91,4 +97,5 @@ class ServerConfig:
             max_src_tokens=self.scheduler.max_src_tokens,
             max_beam=self.scheduler.max_beam,
             max_output_len=self.scheduler.max_output_len,
+            max_attention_values=self.max_attention_values,
         )

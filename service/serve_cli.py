@@ -31,6 +31,7 @@ DEFAULTS = {
     "max_output_len": 512,
     "max_texts": 64,
     "max_text_chars": 2000,
+    "max_attention_values": 1_000_000,
     "grace_period": 10.0,
     "max_calls": 256,
     "max_streams": 64,
@@ -157,6 +158,10 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
         p, "--max-text-chars", type=int, default=DEFAULTS["max_text_chars"], help="characters per text"
     )
     add_option(
+        p, "--max-attention-values", type=int, default=DEFAULTS["max_attention_values"],
+        help="attention values a call asking for attention may hold (texts x beam x output x source tokens)",
+    )  # fmt: skip
+    add_option(
         p, "--max-src-tokens", type=int, default=DEFAULTS["max_src_tokens"], help="source tokens per text"
     )
     add_option(p, "--max-beam", type=int, default=DEFAULTS["max_beam"], help="largest beam size and n-best")
@@ -253,6 +258,7 @@ def server_config(args: argparse.Namespace):  # -> service.config.ServerConfig (
         ),
         max_texts=args.max_texts,
         max_text_chars=args.max_text_chars,
+        max_attention_values=args.max_attention_values,
         grace_period_s=args.grace_period,
         warmup=args.warmup,
         calls=CallLimits(args.max_calls, args.max_streams, args.max_health_calls),

@@ -177,8 +177,10 @@ async def running_server(config: ServerConfig) -> AsyncIterator[RunningServer]:
             ("grpc.so_reuseport", 0),  # a second server on a taken port must fail, not share it
             ("grpc.max_receive_message_length", config.receive_limit),
             ("grpc.max_send_message_length", MAX_SEND_BYTES),
-            # HTTP/2 streams one connection may open at once: no single client holds every slot.
-            ("grpc.max_concurrent_streams", config.calls.max_calls),
+            # HTTP/2 streams one connection may have open: bounds gRPC's per-stream state. Above
+            # the gate's bounds, so a call beyond them is refused at once (RESOURCE_EXHAUSTED),
+            # not left waiting in the client's transport for a stream to free up.
+            ("grpc.max_concurrent_streams", 2 * (config.calls.max_calls + config.calls.max_health_calls)),
         ],
     )
     translator_pb2_grpc.add_TranslatorServicer_to_server(TranslatorServicer(registry, config.limits), server)

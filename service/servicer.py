@@ -20,7 +20,13 @@ from service.handle import DecodeRequest, TokenEvent
 from service.registry import LoadedModel, ModelRegistry
 from service.responses import StreamText, translation_result
 from service.status import maps_service_errors
-from service.validation import DecodeSettings, Source, validate_options, validate_texts
+from service.validation import (
+    DecodeSettings,
+    Source,
+    check_attention_budget,
+    validate_options,
+    validate_texts,
+)
 
 
 def _deadline(context: grpc.aio.ServicerContext) -> float | None:
@@ -70,6 +76,7 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
             bad.extend(exc.violations)
         if bad:
             raise InvalidRequest(bad)
+        check_attention_budget(settings, sources, self.limits)
         return settings, sources
 
     @maps_service_errors
@@ -143,6 +150,7 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
                 max_src_tokens=limits.max_src_tokens,
                 max_beam=limits.max_beam,
                 max_output_len=limits.max_output_len,
+                max_attention_values=limits.max_attention_values,
             ),
             loaded_models=[_spec(m) for m in self.registry.models],
             created=bundle.created,

@@ -155,3 +155,24 @@ def validate_texts(
     if bad:
         raise InvalidRequest(bad)
     return sources
+
+
+def check_attention_budget(settings: DecodeSettings, sources: Sequence[Source], limits: Limits) -> None:
+    """A call that asks for attention (or replace_unk, which reads it) holds beam x output x
+    source values per text while it decodes and builds its answer: refuse one whose worst case
+    is over the limit, before any work, rather than let it grow the server by gigabytes."""
+    if not (settings.return_attention or settings.replace_unk):
+        return
+    worst = sum(settings.beam_size * settings.max_len_for(len(s.ids)) * len(s.ids) for s in sources)
+    if worst > limits.max_attention_values:
+        field = "options.return_attention" if settings.return_attention else "options.replace_unk"
+        raise InvalidRequest(
+            [
+                FieldViolation(
+                    field,
+                    f"this call could hold {worst:,} attention values (texts x beam x output x source "
+                    f"tokens); the limit is {limits.max_attention_values:,}: send fewer texts, a smaller "
+                    "beam or a lower max_length",
+                )
+            ]
+        )

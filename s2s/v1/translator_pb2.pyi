@@ -157,18 +157,20 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self, model: _Optional[_Union[ModelSpec, _Mapping]] = ...) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_texts", "max_text_chars", "max_src_tokens", "max_beam", "max_output_len")
+    __slots__ = ("max_texts", "max_text_chars", "max_src_tokens", "max_beam", "max_output_len", "max_attention_values")
     MAX_TEXTS_FIELD_NUMBER: _ClassVar[int]
     MAX_TEXT_CHARS_FIELD_NUMBER: _ClassVar[int]
     MAX_SRC_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MAX_BEAM_FIELD_NUMBER: _ClassVar[int]
     MAX_OUTPUT_LEN_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTENTION_VALUES_FIELD_NUMBER: _ClassVar[int]
     max_texts: int
     max_text_chars: int
     max_src_tokens: int
     max_beam: int
     max_output_len: int
-    def __init__(self, max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_src_tokens: _Optional[int] = ..., max_beam: _Optional[int] = ..., max_output_len: _Optional[int] = ...) -> None: ...
+    max_attention_values: int
+    def __init__(self, max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_src_tokens: _Optional[int] = ..., max_beam: _Optional[int] = ..., max_output_len: _Optional[int] = ..., max_attention_values: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "version", "cell", "score", "layers", "hidden", "bidirectional", "src_vocab_size", "tgt_vocab_size", "src_tokenizer", "tgt_tokenizer", "execution_provider", "default_max_length", "default_max_length_ratio", "limits", "loaded_models", "created")

@@ -50,6 +50,15 @@ CASES = {
     "negative length ratio": Case(
         options=pb.DecodeOptions(max_length_ratio=-1), violation="options.max_length_ratio"
     ),
+    "length penalty over the limit": Case(
+        options=pb.DecodeOptions(length_penalty=10.5), violation="options.length_penalty"
+    ),
+    # 16 texts x beam 8 x 512 output x 55 source tokens = 3.6M attention values > 1M
+    "attention over the budget": Case(
+        texts=("1 May 2001 " * 5,) * 16,
+        options=pb.DecodeOptions(beam_size=8, max_length=512, return_attention=True),
+        violation="options.return_attention",
+    ),
     "unknown model": Case(model=pb.ModelSpec(name="klingon"), code=grpc.StatusCode.NOT_FOUND),
     "unknown version": Case(
         model=pb.ModelSpec(name=DEFAULT_MODEL, version="7"), code=grpc.StatusCode.NOT_FOUND

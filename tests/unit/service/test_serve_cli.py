@@ -36,6 +36,7 @@ def test_help_defaults_equal_the_dataclass_defaults() -> None:
         "max_output_len": scheduler.max_output_len,
         "max_texts": server.max_texts,
         "max_text_chars": server.max_text_chars,
+        "max_attention_values": server.max_attention_values,
         "grace_period": server.grace_period_s,
         "max_calls": server.calls.max_calls,
         "max_streams": server.calls.max_streams,
