@@ -21,7 +21,8 @@ PIP_TOOLS=(
   "yamllint==1.38.0"
 )
 # @kubernetes-models/prometheus-operator: validators generated from the operator's CRD schemas.
-NPM_TOOLS=("@grafana/schema@13.2.3" "typescript@5.9.3" "@kubernetes-models/prometheus-operator@6.0.0")
+NPM_TOOLS=("@grafana/schema@13.2.3" "typescript@5.9.3" "@kubernetes-models/prometheus-operator@6.0.0"
+  "@kubernetes-models/cert-manager@6.0.0")
 
 log() { echo "install_tools: $*" >&2; }
 
@@ -72,7 +73,8 @@ install_npm() {
   if [ -f "$NODE_DIR/node_modules/@grafana/schema/package.json" ] \
     && [ -f "$NODE_DIR/node_modules/typescript/package.json" ] \
     && grep -q '"version": "13.2.3"' "$NODE_DIR/node_modules/@grafana/schema/package.json" \
-    && [ -f "$NODE_DIR/node_modules/@kubernetes-models/prometheus-operator/package.json" ]; then
+    && [ -f "$NODE_DIR/node_modules/@kubernetes-models/prometheus-operator/package.json" ] \
+    && [ -f "$NODE_DIR/node_modules/@kubernetes-models/cert-manager/package.json" ]; then
     log "npm tools present"
     return
   fi

@@ -5,13 +5,15 @@
 Exit status 0 when the service reports SERVING, 1 otherwise (NOT_SERVING while starting or
 draining, unknown service, unreachable, timeout): what Docker's HEALTHCHECK and compose's
 healthcheck expect. It reads S2S_PORT like `s2s serve`, so the probe follows the server's port
-without extra configuration. No grpc_health_probe binary is needed in the image, and nothing here
-imports torch or the model.
+without extra configuration; where the server has a plaintext health port (S2S_HEALTH_PORT, set
+when its gRPC port speaks TLS), it asks there instead. No grpc_health_probe binary is needed in
+the image, and nothing here imports torch or the model.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import grpc
@@ -26,7 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service.healthcheck", description=__doc__.split("\n")[0])
     # Not S2S_HOST: the server binds 0.0.0.0, the probe runs next to it and dials loopback.
     add_option(parser, "--host", env="S2S_HEALTH_HOST", default="127.0.0.1", help="server address to probe")
-    add_option(parser, "--port", env="S2S_PORT", default=50051, type=int, help="server gRPC port")
+    health_port = os.environ.get("S2S_HEALTH_PORT", "").strip().lower() not in ("", "off", "-1", "none")
+    add_option(
+        parser,
+        "--port",
+        env="S2S_HEALTH_PORT" if health_port else "S2S_PORT",
+        default=50051,
+        type=int,
+        help="server port answering gRPC health (its plaintext health port when it has one)",
+    )
     add_option(
         parser,
         "--service",

@@ -10,7 +10,7 @@ Two uses, both from `s2s serve --decode-threads N`:
 
 ONNX Runtime sessions may be run from several threads at once, so the loops share one Runner.
 Each loop keeps its own batch; a request goes to the loop with the least work. The queue bound is
-the pool's: max_queue requests waiting in all loops together.
+the pool's: max_queue decoder rows waiting in all loops together.
 """
 
 from __future__ import annotations

@@ -52,9 +52,11 @@ log = logging.getLogger(__name__)
 class SchedulerConfig:
     max_rows: int = 64  # decoder rows per step across requests (a beam request holds beam_size)
     # Decoder rows waiting to join (a text with beam b needs b): what bounds an accepted call's
-    # wait. A call is admitted whole or refused (QueueFull) at once; one bigger than this is
-    # admitted only when nothing waits.
-    max_queue: int = 256
+    # wait, about max_queue / max_rows batches' worth of decoding. One batch by default: at 10x
+    # overload accepted calls then wait ~1.6x what they do at capacity (docs/reliability.md).
+    # A call is admitted whole or refused (QueueFull) at once; one bigger than this is admitted
+    # only when nothing waits.
+    max_queue: int = 64
     max_batch_wait_ms: float = 0.0  # when idle, wait this long for more requests before starting
     max_requests: int = 0  # requests decoded together; 0 = as many as max_rows holds, 1 = no batching
     decode_threads: int = 1  # decode loops sharing the sessions (service/pool.py); >1 builds a pool

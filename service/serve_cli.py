@@ -22,7 +22,7 @@ DEFAULTS = {
     "threads": 0,
     "graph_optimization": "all",
     "max_rows": 64,
-    "max_queue": 256,
+    "max_queue": 64,
     "max_batch_wait_ms": 0.0,
     "max_requests": 0,
     "decode_threads": 1,

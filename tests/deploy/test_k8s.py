@@ -14,6 +14,7 @@ pytestmark = pytest.mark.tools
 
 KUBERNETES_VERSIONS = ["1.30.0", "1.33.0"]  # oldest supported (preStop sleep) and a current one
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+CERT_MANAGER_KINDS = {"Certificate"}
 VALIDATE_CRDS = Path(__file__).with_name("validate_crds.mjs")
 HEALTH_SERVICE = "s2s.v1.Translator"
 
@@ -42,14 +43,15 @@ def test_every_overlay_passes_kubernetes_validate_strict(kustomize_builds, tmp_p
         # Only the Operator's CRDs may go unchecked here (they are checked below).
         for line in (result.stdout + result.stderr).splitlines():
             if "Couldn't find schema" in line:
-                assert any(f"kind {kind} " in line for kind in OPERATOR_KINDS), line
+                assert any(f"kind {kind} " in line for kind in OPERATOR_KINDS | CERT_MANAGER_KINDS), line
 
 
 def test_operator_objects_pass_their_crd_schemas(kustomize_builds):
     node_package("@kubernetes-models/prometheus-operator/package.json")
+    node_package("@kubernetes-models/cert-manager/package.json")
     for overlay, build in kustomize_builds.items():
-        objects = [o for o in build if o["kind"] in OPERATOR_KINDS]
-        assert {o["kind"] for o in objects} == OPERATOR_KINDS, overlay
+        objects = [o for o in build if o["kind"] in OPERATOR_KINDS | CERT_MANAGER_KINDS]
+        assert {o["kind"] for o in objects} >= OPERATOR_KINDS, overlay
         result = run(["node", str(VALIDATE_CRDS), str(NODE_DIR / "node_modules")], input=json.dumps(objects))
         assert result.returncode == 0, f"{overlay}: {output(result)}"
 
@@ -65,8 +67,11 @@ def test_crd_validator_rejects_a_broken_service_monitor():
 def test_probes_are_native_grpc_on_the_health_service(kustomize_builds):
     for build in kustomize_builds.values():
         server = _one(build, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        # With TLS on, probes go to the plaintext health-only port (they cannot speak TLS).
+        port = int(_env(build).get("S2S_HEALTH_PORT", _env(build)["S2S_PORT"]))
+        assert ("S2S_TLS_CERT" in _env(build)) == (port != 50051)
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert server[probe]["grpc"]["port"] == 50051, probe
+            assert server[probe]["grpc"]["port"] == port, probe
         assert server["readinessProbe"]["grpc"]["service"] == HEALTH_SERVICE
         assert server["startupProbe"]["grpc"]["service"] == HEALTH_SERVICE
 
@@ -136,3 +141,33 @@ def test_network_policy_admits_only_grpc_from_clients_and_metrics_from_prometheu
         policy = _one(build, "NetworkPolicy")["spec"]
         assert [[p["port"] for p in rule["ports"]] for rule in policy["ingress"]] == [["grpc"], ["metrics"]]
         assert policy["egress"] == [] and "Egress" in policy["policyTypes"]
+
+
+def test_the_secure_overlay_wires_tls_and_tokens_from_secrets_that_can_rotate(kustomize_builds):
+    build = kustomize_builds["secure"]
+    env = _env(build)
+    pod = _one(build, "Deployment")["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    mounts = {m["name"]: m for m in server["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    certificate = _one(build, "Certificate")
+    assert volumes["tls"]["secret"]["secretName"] == certificate["spec"]["secretName"]
+    assert (
+        volumes["tokens"]["secret"]["secretName"] == "s2s-tokens"
+        and not volumes["tokens"]["secret"]["optional"]
+    )
+    for name, variables in {
+        "tls": ("S2S_TLS_CERT", "S2S_TLS_KEY", "S2S_TLS_CLIENT_CA"),
+        "tokens": ("S2S_AUTH_TOKENS",),
+    }.items():
+        mount = mounts[name]
+        assert mount["readOnly"] and "subPath" not in mount, "a subPath mount never sees a renewal"
+        assert all(env[v].startswith(mount["mountPath"] + "/") for v in variables), (name, variables)
+    assert any(p["containerPort"] == int(env["S2S_HEALTH_PORT"]) for p in server["ports"])
+    # The health port is for the kubelet only: the network policy does not open it to clients.
+    ingress_ports = [
+        p["port"] for rule in _one(build, "NetworkPolicy")["spec"]["ingress"] for p in rule["ports"]
+    ]
+    assert "health" not in ingress_ports and int(env["S2S_HEALTH_PORT"]) not in ingress_ports
+    services = [p["targetPort"] for s in _objects(build, "Service") for p in s["spec"]["ports"]]
+    assert "health" not in services

@@ -16,7 +16,7 @@ class Clock:
 
 
 def _advisor(clock: Clock, jitter: float = 0.0) -> RetryAdvisor:
-    return RetryAdvisor(RetryAdvice(window_s=2.0, jitter=jitter), clock=clock, rng=lambda: 1.0)
+    return RetryAdvisor(RetryAdvice(window_s=2.0, jitter=jitter, line_share=1.0), clock=clock, rng=lambda: 1.0)
 
 
 def test_with_nothing_admitted_lately_the_advice_is_the_floor() -> None:
@@ -48,7 +48,7 @@ def test_the_line_empties_by_itself_once_its_turns_have_passed() -> None:
 
 def test_advice_is_capped_and_jittered() -> None:
     clock = Clock()
-    advisor = RetryAdvisor(RetryAdvice(ceiling_s=1.0, jitter=0.2), clock=clock, rng=lambda: 0.0)
+    advisor = RetryAdvisor(RetryAdvice(ceiling_s=1.0, jitter=0.2, line_share=1.0), clock=clock, rng=lambda: 0.0)
     advisor.admitted(2)  # 1 unit/s
     assert advisor.refused(0.5) == pytest.approx(0.5 * 0.8)  # the slot, moved by -20%
     assert advisor.refused(100) == 1.0

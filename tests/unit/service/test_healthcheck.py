@@ -71,3 +71,13 @@ async def test_nothing_listening_exits_one_within_the_timeout():
         port = sock.getsockname()[1]
     rc, out = await probe("--port", str(port), "--timeout", "1")
     assert rc == 1 and ("UNAVAILABLE" in out or "DEADLINE_EXCEEDED" in out), out
+
+
+async def test_the_plaintext_health_port_is_asked_when_the_server_has_one(health_server):
+    servicer, port = health_server
+    await servicer.set(SERVICE_NAME, SERVING)
+    env = {**os.environ, "S2S_PORT": "1", "S2S_HEALTH_PORT": str(port)}  # port 1: nothing listens
+    code, out = await probe(env=env)
+    assert code == 0, out
+    code, _ = await probe(env={**env, "S2S_HEALTH_PORT": "off"})  # off: back to S2S_PORT
+    assert code == 1
