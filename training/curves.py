@@ -54,6 +54,7 @@ def plot_curves(history: dict, path: str | Path, title: str = "") -> Path:
         ax.plot([x for x, _ in bleu], [b for _, b in bleu], "o-", color="tab:green", markersize=3)
         ax.set_xlabel("step")
         ax.set_ylabel("validation BLEU (greedy, sample)")
+        ax.set_ylim(0, min(102.0, 1.15 * max(b for _, b in bleu) + 1.0))  # BLEU lives in [0, 100]
         ax.grid(True, alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=9)
