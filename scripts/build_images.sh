@@ -61,15 +61,17 @@ if [ "$ENGINE" = podman ]; then
   fi
 fi
 
-# The image a tag pointed to before a rebuild, and with podman the build stages left untagged:
-# a store that builds on every CI run would otherwise grow by an image (GBs for the GPU one) each
-# time. Docker keeps its build cache apart, so only the replaced image goes there.
+# The image a tag pointed to before a rebuild, and with podman the build stages that earlier runs
+# left untagged: a store that builds on every CI run would otherwise grow by an image (GBs for the
+# GPU one) each time. Docker keeps its build cache apart, so only the replaced image goes there.
+STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 forget_replaced() {
   local name=$1 previous=$2
   if [ -n "$previous" ] && [ "$previous" != "$("$ENGINE" image inspect --format '{{.Id}}' "$name")" ]; then
     "$ENGINE" rmi "$previous" >/dev/null 2>&1 || true  # still used by a container: keep it
   fi
-  [ "$ENGINE" != podman ] || "$ENGINE" image prune -f >/dev/null 2>&1 || true
+  # Only what is older than this run: the layers this build reused have children and stay.
+  [ "$ENGINE" != podman ] || "$ENGINE" image prune -f --filter "until=$STARTED" >/dev/null 2>&1 || true
 }
 
 # build NAME DOCKERFILE CONTEXT [EXTRA FLAGS...]: build, then report the time and size.

@@ -16,17 +16,23 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# Only what serving needs: the package's runtime dependencies are pinned in pyproject.toml;
-# training/, export/ and service/bench/ are left out by serve.Dockerfile.dockerignore (the CLIs
-# skip their subcommands when absent).
-COPY pyproject.toml README.md ./
+# The pinned runtime dependencies of pyproject.toml first, in a layer of their own: a change to
+# the code reuses it (the build backend is pinned too: --no-build-isolation builds with these).
+COPY pyproject.toml ./
+RUN pip install "setuptools==84.2.1" "wheel==0.48.0" \
+ && python -c "import tomllib; \
+print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt \
+ && python -m compileall -q /opt/venv
+# Then only what serving needs: training/, export/ and service/bench/ are left out by
+# serve.Dockerfile.dockerignore (the CLIs skip their subcommands when absent). The last check
+# fails the build when a context without the .dockerignore let the benchmark in (-I: the
+# installed packages, not the sources in the working directory).
+COPY README.md ./
 COPY s2s ./s2s
 COPY service ./service
-# The build backend is pinned too: --no-build-isolation builds with these, not whatever is newest.
-# The last check fails the build when a context without the .dockerignore let the benchmark in
-# (-I: the installed packages, not the sources in the working directory).
-RUN pip install "setuptools==84.2.1" "wheel==0.48.0" \
- && pip install --no-build-isolation . \
+RUN pip install --no-deps --no-build-isolation . \
+ && pip check \
  && python -m compileall -q /opt/venv \
  && python -I -c "import sys, importlib.util as u, service.server; \
 assert 'torch' not in sys.modules and u.find_spec('torch') is None, 'PyTorch in the serving image'; \

@@ -45,7 +45,9 @@ RUN groupadd --system --gid 10001 s2s \
  && chown -R s2s:s2s /work
 COPY --from=build /opt/venv /opt/venv
 # MPLCONFIGDIR: matplotlib (attention plots) writes a font cache; keep it in the home dir.
+# ORT_DISABLE_TELEMETRY: as in serve.Dockerfile (export validation runs ONNX Runtime).
 ENV PATH=/opt/venv/bin:$PATH \
+    ORT_DISABLE_TELEMETRY=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MPLCONFIGDIR=/home/s2s/.cache/matplotlib
