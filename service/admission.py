@@ -3,15 +3,21 @@
 A fixed hint fails both ways under overload: too short and refused clients come back at once, so
 refusals eat the cores that should decode (an outside test saw throughput fall 40-46% at 8x
 overload); too long and the server idles once the burst is over. Here refused callers are given
-turns: each refusal takes the next free slot of a virtual line that advances at a share of the
-rate work has lately been admitted, so refused clients come back spread out, and the line empties
-by itself when the burst ends (a slot in the past is no slot).
+turns: each refusal takes the next slot of a virtual line, slots spaced by what the server can
+admit, so refused clients come back spread out; a slot in the past is no slot, so the line
+empties by itself when the burst ends. Turns are counted in calls, whatever their size: a large
+call's turn in rows would push every small call behind it for seconds.
 
-Why a share and not the whole rate: a closed-loop client that was just served calls again at
-once, and at overload there is room for it only if the returning clients leave some. Returns at
-the full admission rate would refuse about one call per call served (each refusal costs a round
-trip of CPU: 15-30% of a short call's); at a quarter of it, about one in four, and the server
-still never idles while the line is long, because the clients it serves keep it full.
+What the server can admit is the peak admission rate seen lately, not the current one: once
+everyone waiting is asleep, the current rate falls, and advice that followed it would tell the
+next caller to sleep longer while the server idles.
+
+The line advances at half that capacity. A closed-loop client that was just served calls again
+at once; at overload it finds room only if the returning ones leave some. Turns at the full rate
+would refuse about one call per call served (each refusal costs a round trip of CPU, 15-30% of a
+short call's); at half of it, about one in two, and the server does not idle while the line is
+long, because the clients it serves keep it busy. When they do not (few clients, large calls),
+work is admitted into a queue less than half full: the line was too long, it starts again now.
 
 Plain arithmetic on the event loop's thread; nothing here knows gRPC or the scheduler.
 """
@@ -27,40 +33,58 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class RetryAdvice:
     floor_s: float = 0.005  # never advise less: a refusal already cost a round trip
-    ceiling_s: float = 10.0  # never more: a client should learn soon that the burst is over
-    window_s: float = 2.0  # time constant of the admission rate the line advances at
-    line_share: float = 0.25  # the line advances at this share of the admission rate (see above)
+    ceiling_s: float = 5.0  # never more: a client should learn soon that a burst is over
+    window_s: float = 2.0  # time constant of the admission rate
+    peak_window_s: float = 30.0  # how slowly the capacity estimate (the peak rate) forgets
+    min_evidence: float = 8.0  # calls admitted lately before the capacity estimate is trusted
+    cold_s: float = 0.05  # the advice until then
+    line_share: float = 0.5  # the line advances at this share of the capacity (see above)
     jitter: float = 0.2  # each turn is moved by up to this fraction of its wait, either way
 
 
 class RetryAdvisor:
-    """A decayed rate of admitted work (in any unit: calls, decoder rows) and a virtual line."""
+    """A decayed rate of admitted calls, its recent peak, and a virtual line of refused ones."""
 
     def __init__(self, advice: RetryAdvice = RetryAdvice(), clock=time.monotonic, rng=random.random):
         self.advice = advice
         self._clock = clock
         self._rng = rng
         self._admitted = 0.0  # units admitted, decayed with window_s
+        self._peak = 0.0  # peak of rate(), decayed with peak_window_s
         self._since = clock()
         self._line_ends = 0.0  # clock time at which the last refused caller's turn comes
 
-    def admitted(self, units: float) -> None:
+    def _age(self) -> None:
         now = self._clock()
-        self._admitted = self._admitted * math.exp(-(now - self._since) / self.advice.window_s) + units
-        self._since = now
+        elapsed, self._since = now - self._since, now
+        self._admitted *= math.exp(-elapsed / self.advice.window_s)
+        self._peak *= math.exp(-elapsed / self.advice.peak_window_s)
+
+    def admitted(self, units: float = 1.0, fill: float = 1.0) -> None:
+        """Count `units` admitted (calls); `fill` is how full the bounded thing is after it."""
+        self._age()
+        self._admitted += units
+        self._peak = max(self._peak, self._admitted / self.advice.window_s)
+        if fill < 0.5:  # room to spare: nobody needs to wait for a turn
+            self._line_ends = self._since
 
     def rate(self) -> float:
         """Units admitted per second lately."""
-        decay = math.exp(-(self._clock() - self._since) / self.advice.window_s)
-        return self._admitted * decay / self.advice.window_s
+        self._age()
+        return self._admitted / self.advice.window_s
 
-    def refused(self, units: float) -> float:
-        """Seconds the caller refused for `units` should wait: its turn in the line."""
-        a, now = self.advice, self._clock()
-        rate = self.rate()
-        if rate <= 0:  # nothing admitted lately: the blockage is not throughput
-            return a.floor_s
-        self._line_ends = max(self._line_ends, now) + units / (rate * a.line_share)
+    def capacity(self) -> float:
+        """Units per second the server has lately shown it admits when busy."""
+        self._age()
+        return self._peak
+
+    def refused(self, units: float = 1.0) -> float:
+        """Seconds the caller refused should wait: its turn in the line."""
+        a, capacity = self.advice, self.capacity()
+        now = self._since
+        if capacity * a.window_s < a.min_evidence:  # too few admissions to tell a rate
+            return a.cold_s
+        self._line_ends = max(self._line_ends, now) + units / (capacity * a.line_share)
         wait = self._line_ends - now
         wait *= 1 + a.jitter * (2 * self._rng() - 1)
         return min(a.ceiling_s, max(a.floor_s, wait))
@@ -103,7 +127,7 @@ class CallSlots:
     def take(self, kinds: tuple[str, ...]) -> None:
         for kind in kinds:
             self.in_progress[kind] += 1
-            self._advisors[kind].admitted(1)
+            self._advisors[kind].admitted(1, self.in_progress[kind] / self.limits[kind])
 
     def give_back(self, kinds: tuple[str, ...]) -> None:
         for kind in kinds:

@@ -36,7 +36,7 @@ MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # the server's send limit: attention of a
 # gRPC retries a call only while no response has been committed, so a retried Translate or
 # stream never duplicates output. UNAVAILABLE is what a draining server, a refused connection
 # and a reset before the first message give; RESOURCE_EXHAUSTED is left to the caller, who has
-# the server's RetryInfo. Throttling stops retries when most calls fail (a dead service).
+# the server's RetryInfo.
 SERVICE_CONFIG = {
     "loadBalancingConfig": [{"round_robin": {}}],
     "methodConfig": [
@@ -51,7 +51,9 @@ SERVICE_CONFIG = {
             },
         }
     ],
-    "retryThrottling": {"maxTokens": 20, "tokenRatio": 0.1},
+    # Retries stop once failures outnumber successes by 50 lately: a service that is down gets
+    # no retry storm, while a rolling restart (a burst of UNAVAILABLE) is ridden out.
+    "retryThrottling": {"maxTokens": 100, "tokenRatio": 0.5},
 }
 
 

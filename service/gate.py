@@ -14,7 +14,12 @@ the server still takes work, and what a request must be on the wire.
 - Admission: calls in progress are bounded by kind (service/admission.py); a call beyond a bound
   is refused at once with RESOURCE_EXHAUSTED and RetryInfo, before its request is read.
 - Drain: once `drain()` is called, new Translator and Admin calls get UNAVAILABLE while those
-  already in progress finish; `wait_idle()` says when none is left.
+  already in progress finish; `wait_idle()` says when none is left and none has arrived for a
+  moment (QUIET_S, waited for at most QUIET_WAIT_S). The moment matters: when gRPC stops, a call
+  its core has received but not yet handed to Python is cancelled (CANCELLED, which clients do
+  not retry), and a client whose last call just finished sends its next one at once. The wait
+  for it is short: until gRPC stops, clients keep the connection and may keep picking this
+  server, so a long one would hold them on a server that only says UNAVAILABLE.
 
 Errors are raised as the typed errors of service/errors.py and sent by service/status.py.
 Install after the metrics interceptor, so that what the gate refuses is counted.
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +47,8 @@ TRANSLATOR = "s2s.v1.Translator"
 ADMIN = "s2s.v1.Admin"
 HEALTH = "grpc.health.v1.Health"
 LOOPBACK_PEERS = ("ipv4:127.", "ipv6:[::1]", "unix:")
+QUIET_S = 0.05  # a drain ends after this long without a call coming or going (see above)...
+QUIET_WAIT_S = 0.25  # ...or this long after the last call in progress finished
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,7 @@ class CallGate(aio.ServerInterceptor):
         self._idle = asyncio.Event()
         self._idle.set()
         self._draining_calls = 0  # calls in progress whose kind drains
+        self._last_activity = 0.0  # time.monotonic() a call that drains last came or went
 
     # -- drain -----------------------------------------------------------------------------------
     def drain(self) -> None:
@@ -96,11 +105,19 @@ class CallGate(aio.ServerInterceptor):
         self._draining = True
 
     async def wait_idle(self, timeout_s: float) -> bool:
-        """True once no Translator or Admin call is in progress, False after timeout_s."""
+        """True once no Translator or Admin call is in progress (and after a quiet moment, see
+        the module docstring); False after timeout_s."""
+        deadline = time.monotonic() + timeout_s
         try:
             await asyncio.wait_for(self._idle.wait(), timeout_s)
         except TimeoutError:
             return False
+        quiet_until = min(deadline, time.monotonic() + QUIET_WAIT_S)
+        while time.monotonic() < quiet_until:
+            quiet_for = time.monotonic() - self._last_activity
+            if quiet_for >= QUIET_S and self._idle.is_set():
+                break
+            await asyncio.sleep(max(0.001, QUIET_S - quiet_for))
         return True
 
     @property
@@ -141,6 +158,8 @@ class CallGate(aio.ServerInterceptor):
 
     @contextlib.asynccontextmanager
     async def _admitted(self, policy: _Policy, context: aio.ServicerContext) -> AsyncIterator[None]:
+        if policy.drains:
+            self._last_activity = time.monotonic()
         refusal = self._refusal(policy, context.invocation_metadata(), context.peer())
         if refusal is not None:
             await abort_with(context, refusal)
@@ -153,6 +172,8 @@ class CallGate(aio.ServerInterceptor):
         finally:
             self.slots.give_back(policy.slots)
             if policy.drains:
+                # Its client may send the next call the moment it has this answer.
+                self._last_activity = time.monotonic()
                 self._draining_calls -= 1
                 if not self._draining_calls:
                     self._idle.set()

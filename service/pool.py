@@ -80,7 +80,7 @@ class SchedulerPool:
         if queued and queued + rows > self.config.max_queue:
             for _ in requests:
                 self.schedulers[0].observer.request_rejected("queue_full")
-            raise QueueFull(queued, self.config.max_queue, self.retry.refused(rows), rows)
+            raise QueueFull(queued, self.config.max_queue, self.retry.refused(1), rows)
         handles: list[RequestHandle] = []
         try:
             for request in requests:
@@ -91,7 +91,7 @@ class SchedulerPool:
             for handle in handles:  # invalid part-way: none of the call is decoded
                 handle.cancel()
             raise
-        self.retry.admitted(rows)
+        self.retry.admitted(1, (queued + rows) / self.config.max_queue)
         return handles
 
 

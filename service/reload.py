@@ -125,4 +125,3 @@ class ModelReloader:
         """Wait until every retired version has been unloaded (tests; shutdown)."""
         while self._retiring:
             await asyncio.gather(*list(self._retiring), return_exceptions=True)
-

@@ -161,12 +161,12 @@ class Scheduler:
             if queued and queued + rows > self.config.max_queue:
                 for _ in requests:
                     self.observer.request_rejected("queue_full")
-                raise QueueFull(queued, self.config.max_queue, self.retry.refused(rows), rows)
+                raise QueueFull(queued, self.config.max_queue, self.retry.refused(1), rows)
             handles = [RequestHandle(r, next(self._keys), _on_cancel=self._cancel) for r in requests]
             self._waiting.extend(handles)
             self._waiting_rows += rows
             self._cv.notify()
-        self.retry.admitted(rows)
+        self.retry.admitted(1, (queued + rows) / self.config.max_queue)
         self._live.update(handles)
         for r in requests:
             self.observer.request_queued(len(r.src_ids))

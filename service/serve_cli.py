@@ -11,6 +11,7 @@ import logging
 import os
 from pathlib import Path
 
+from s2s.cli import EXIT_USAGE
 from s2s.options import add_option
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ DEFAULTS = {
     "max_health_calls": 64,
     "max_receive_bytes": 0,
 }
-EXIT_STARTUP_FAILED = 2
 
 
 def port_or_off(text: str) -> int | None:
@@ -295,10 +295,10 @@ def serve(args: argparse.Namespace) -> int:
         config = server_config(args)
     except ValueError as exc:
         log.error("invalid configuration: %s", exc)
-        return EXIT_STARTUP_FAILED
+        return EXIT_USAGE  # a start-up failure is a bad bundle, port, certificate or setting
     try:
         asyncio.run(run_server(config))
     except (BundleError, ProviderUnavailable, StartupError) as exc:
         log.error("cannot start the server: %s", exc)
-        return EXIT_STARTUP_FAILED
+        return EXIT_USAGE  # a start-up failure is a bad bundle, port, certificate or setting
     return 0

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from s2s.cli import EXIT_FAILURE, EXIT_USAGE
 from s2s.options import add_option
 
 
@@ -58,8 +59,7 @@ def _add_connection(p: argparse.ArgumentParser) -> None:
     add_option(p, "--token-file", type=Path, help="file holding the bearer token (or set S2S_TOKEN)")
 
 
-# Exit codes: usage and input errors (the server said the request was wrong) vs failures.
-EXIT_FAILURE, EXIT_USAGE = 1, 2
+# The server saying the request was wrong is an input error (exit 2), anything else a failure.
 INPUT_ERRORS = ("INVALID_ARGUMENT", "NOT_FOUND", "UNAUTHENTICATED", "PERMISSION_DENIED")
 
 

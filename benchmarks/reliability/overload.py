@@ -75,9 +75,11 @@ async def main(args: argparse.Namespace) -> None:
     overload = [r for r in rows if r["clients"] != args.clients]
     ratios = {
         "throughput_overload_vs_capacity": [
-            o["ok_per_s"] / c["ok_per_s"] for c, o in zip(capacity, overload)
+            o["ok_per_s"] / c["ok_per_s"] for c, o in zip(capacity, overload, strict=True)
         ],
-        "ok_p99_overload_vs_capacity": [o["ok_p99_ms"] / c["ok_p99_ms"] for c, o in zip(capacity, overload)],
+        "ok_p99_overload_vs_capacity": [
+            o["ok_p99_ms"] / c["ok_p99_ms"] for c, o in zip(capacity, overload, strict=True)
+        ],
         "refusal_p99_ms": [o["refusal_p99_ms"] for o in overload],
     }
     print(table(rows, ["round", "clients", "ok_per_s", "ok_p50_ms", "ok_p99_ms", "refusal_p99_ms", "codes"]))

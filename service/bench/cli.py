@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
 from s2s.bundle import DEFAULT_BUNDLE_DIR
+from s2s.cli import EXIT_USAGE
 from s2s.options import add_option
 
 VARIANTS = (
@@ -97,8 +99,17 @@ def _make_variants(args, bundle, setup) -> list:
     return made
 
 
+def _bundle(path):  # -> s2s.bundle.Bundle | None: None after saying why it cannot be used
+    from s2s.bundle import BundleError, load_bundle
+
+    try:
+        return load_bundle(path)
+    except BundleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def bench(args: argparse.Namespace) -> int:
-    from s2s.bundle import load_bundle
     from service.bench.inputs import load_inputs
     from service.bench.run import (
         BenchPlan,
@@ -111,7 +122,9 @@ def bench(args: argparse.Namespace) -> int:
     )
     from service.bench.variants import DecodeSetup
 
-    bundle = load_bundle(args.bundle)
+    bundle = _bundle(args.bundle)
+    if bundle is None:
+        return EXIT_USAGE
     texts = load_inputs(args.inputs, args.limit or None)
     setup = DecodeSetup(args.beam, args.precision, args.workers, args.threads, args.server_threads)
     plan = BenchPlan(
@@ -150,11 +163,12 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def bench_step(args: argparse.Namespace) -> int:
-    from s2s.bundle import load_bundle
     from service.bench.run import write_json
     from service.bench.step_rate import format_step_table, measure
 
-    bundle = load_bundle(args.bundle)
+    bundle = _bundle(args.bundle)
+    if bundle is None:
+        return EXIT_USAGE
     rows = tuple(int(r) for r in args.rows)
     results = measure(bundle, rows, args.src_len, args.threads, precision=args.precision)
     print(format_step_table(results))

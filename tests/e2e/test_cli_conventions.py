@@ -69,6 +69,13 @@ USAGE_ERRORS = {
     "export a pickled object": (["export", "{tmp}/pickled.pt", "--out", "{tmp}/b"], "argparse.Namespace"),
     "export a bad version": (["export", "{ckpt}", "--out", "{tmp}/b", "--version", "../x"], "version '../x'"),
     "export over a bundle": (["export", "{ckpt}", "--out", "{bundles}", "--name", "t"], "--force"),
+    "bench-step without a bundle": (["bench-step", "--bundle", "{tmp}/missing"], "does not exist"),
+    "bench without a bundle": (["bench", "--bundle", "{tmp}/missing", "--variants", "ort"], "does not exist"),
+    "serve a missing bundle": (
+        ["serve", "--bundle", "{tmp}/missing", "--port", "0", "--metrics-port", "off"],
+        "missing",
+    ),
+    "serve with half a TLS pair": (["serve", "--tls-cert", "{tmp}/text.pt", "--port", "0"], "--tls-key"),
 }
 
 

@@ -16,12 +16,16 @@ class Clock:
 
 
 def _advisor(clock: Clock, jitter: float = 0.0) -> RetryAdvisor:
-    return RetryAdvisor(RetryAdvice(window_s=2.0, jitter=jitter, line_share=1.0), clock=clock, rng=lambda: 1.0)
+    return RetryAdvisor(
+        RetryAdvice(window_s=2.0, jitter=jitter, line_share=1.0), clock=clock, rng=lambda: 1.0
+    )
 
 
-def test_with_nothing_admitted_lately_the_advice_is_the_floor() -> None:
+def test_with_few_admissions_lately_the_advice_is_the_cold_one() -> None:
     advisor = _advisor(Clock())
-    assert advisor.refused(10) == RetryAdvice().floor_s
+    assert advisor.refused(10) == RetryAdvice().cold_s
+    advisor.admitted(4)  # under min_evidence (8) in the window
+    assert advisor.refused(1) == RetryAdvice().cold_s
 
 
 def test_refused_callers_are_given_turns_at_the_admission_rate() -> None:
@@ -48,10 +52,12 @@ def test_the_line_empties_by_itself_once_its_turns_have_passed() -> None:
 
 def test_advice_is_capped_and_jittered() -> None:
     clock = Clock()
-    advisor = RetryAdvisor(RetryAdvice(ceiling_s=1.0, jitter=0.2, line_share=1.0), clock=clock, rng=lambda: 0.0)
-    advisor.admitted(2)  # 1 unit/s
-    assert advisor.refused(0.5) == pytest.approx(0.5 * 0.8)  # the slot, moved by -20%
-    assert advisor.refused(100) == 1.0
+    advisor = RetryAdvisor(
+        RetryAdvice(ceiling_s=1.0, jitter=0.2, line_share=1.0), clock=clock, rng=lambda: 0.0
+    )
+    advisor.admitted(20)  # 10 calls/s
+    assert advisor.refused(1) == pytest.approx(0.1 * 0.8)  # the slot, moved by -20%
+    assert advisor.refused(1000) == 1.0
 
 
 def test_slots_refuse_the_first_full_kind_and_give_back() -> None:
@@ -71,3 +77,25 @@ def test_slots_refuse_the_first_full_kind_and_give_back() -> None:
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_streams"):
         CallLimits(max_streams=0)
+
+
+def test_an_admission_into_a_half_empty_queue_restarts_the_line() -> None:
+    clock = Clock()
+    advisor = _advisor(clock)
+    advisor.admitted(200)
+    for _ in range(10):
+        advisor.refused(10)  # the line ends 1 s from now
+    advisor.admitted(10, fill=0.9)  # still busy: the line stands
+    assert advisor.refused(10) > 1.0
+    advisor.admitted(10, fill=0.2)  # room to spare: nobody needs to wait
+    assert advisor.refused(10) == pytest.approx(10 / advisor.rate())
+
+
+def test_advice_follows_the_capacity_seen_not_the_rate_of_a_server_whose_callers_all_sleep() -> None:
+    clock = Clock()
+    advisor = _advisor(clock)
+    advisor.admitted(200)  # 100 units/s while busy
+    clock.now += 10.0  # everyone asleep: the admission rate decays to almost nothing
+    assert advisor.rate() < 1.0
+    assert advisor.capacity() == pytest.approx(100 * 2.718281828 ** (-10 / 30), rel=1e-6)
+    assert advisor.refused(10) == pytest.approx(10 / advisor.capacity())  # not 10 / rate: ~15 s

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from s2s.cli import EXIT_USAGE
 from service import cli, serve_cli
 from service.config import ServerConfig
 from service.runner import RunnerConfig
@@ -93,7 +94,7 @@ def test_serve_refuses_a_missing_bundle_with_a_clear_message(
 ) -> None:
     caplog.set_level(logging.ERROR)
     args = _parse(["serve", "--bundle", str(tmp_path / "nope"), "--port", "0", "--metrics-port", "off"])
-    assert serve_cli.serve(args) == serve_cli.EXIT_STARTUP_FAILED
+    assert serve_cli.serve(args) == EXIT_USAGE
     assert "nope" in caplog.text and "does not exist" in caplog.text
 
 
@@ -101,14 +102,14 @@ def test_serve_refuses_a_corrupt_manifest(tmp_path: Path, caplog: pytest.LogCapt
     caplog.set_level(logging.ERROR)
     (tmp_path / "manifest.json").write_text("{not json")
     args = _parse(["serve", "--bundle", str(tmp_path), "--port", "0", "--metrics-port", "off"])
-    assert serve_cli.serve(args) == serve_cli.EXIT_STARTUP_FAILED
+    assert serve_cli.serve(args) == EXIT_USAGE
     assert "not valid JSON" in caplog.text
 
 
 def test_serve_refuses_an_invalid_configuration(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR)
     args = _parse(["serve", "--max-beam", "100", "--max-rows", "8"])
-    assert serve_cli.serve(args) == serve_cli.EXIT_STARTUP_FAILED
+    assert serve_cli.serve(args) == EXIT_USAGE
     assert "max_beam" in caplog.text
 
 
@@ -118,5 +119,5 @@ def test_serve_refuses_a_bundle_of_an_unknown_format(
     caplog.set_level(logging.ERROR)
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "s2s-bundle", "format_version": 99}))
     args = _parse(["serve", "--bundle", str(tmp_path), "--port", "0", "--metrics-port", "off"])
-    assert serve_cli.serve(args) == serve_cli.EXIT_STARTUP_FAILED
+    assert serve_cli.serve(args) == EXIT_USAGE
     assert "format_version" in caplog.text
