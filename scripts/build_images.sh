@@ -25,7 +25,9 @@ cd "$ROOT"
 
 log() { echo "build_images: $*" >&2; }
 
-ENGINE="${ENGINE:-$(bash scripts/install_container_engine.sh)}"
+if [ -z "${ENGINE:-}" ]; then
+  ENGINE=$(bash scripts/install_container_engine.sh) || { log "no container engine runs here"; exit 1; }
+fi
 TAG="${TAG:-0.1.0}"
 BUNDLES="${BUNDLES:-s2s/bundles}"
 BUNDLE_TAG="${BUNDLE_TAG:-dates-1}"

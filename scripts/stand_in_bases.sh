@@ -16,7 +16,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ENGINE="${ENGINE:-$(bash "$ROOT/scripts/install_container_engine.sh")}"
+if [ -z "${ENGINE:-}" ]; then
+  ENGINE=$(bash "$ROOT/scripts/install_container_engine.sh") || { echo "stand_in_bases: no container engine" >&2; exit 1; }
+fi
 PROMETHEUS_RECIPE="$ROOT/scripts/stand-in/prometheus.Dockerfile"
 # A change to this script or the Prometheus recipe rebuilds the stand-ins.
 RECIPE="$(cat "${BASH_SOURCE[0]}" "$PROMETHEUS_RECIPE" | sha256sum | cut -c1-12)"
