@@ -12,11 +12,14 @@ What the server can admit is the peak admission rate seen lately, not the curren
 everyone waiting is asleep, the current rate falls, and advice that followed it would tell the
 next caller to sleep longer while the server idles.
 
-The line advances at half that capacity. A closed-loop client that was just served calls again
-at once; at overload it finds room only if the returning ones leave some. Turns at the full rate
-would refuse about one call per call served (each refusal costs a round trip of CPU, 15-30% of a
-short call's); at half of it, about one in two, and the server does not idle while the line is
-long, because the clients it serves keep it busy. When they do not (few clients, large calls),
+The line advances at a quarter of that capacity. A closed-loop client that was just served calls
+again at once; at overload it finds room only if the returning ones leave some. Turns at the
+full rate would refuse about one call per call served (each refusal costs a round trip of CPU,
+15-30% of a short call's, and in a Python server the dispatch of calls is itself the scarce
+part); at a quarter, about one in four, and the server does not idle while the line is long,
+because the clients it serves keep it busy. This favours the callers already being served over
+those asleep in the line, as adaptive-LIFO servers do: under overload, bounded latency for the
+calls accepted comes before fairness between callers. When they do not (few clients, large calls),
 work is admitted into a queue less than half full: the line was too long, it starts again now.
 
 Plain arithmetic on the event loop's thread; nothing here knows gRPC or the scheduler.
@@ -33,12 +36,14 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class RetryAdvice:
     floor_s: float = 0.005  # never advise less: a refusal already cost a round trip
-    ceiling_s: float = 5.0  # never more: a client should learn soon that a burst is over
+    # Never more. Long, because at 10x overload nine callers in ten must be asleep rather than
+    # queued in front of the server; measured: 5 s left a standing backlog (docs/reliability.md).
+    ceiling_s: float = 30.0
     window_s: float = 2.0  # time constant of the admission rate
     peak_window_s: float = 30.0  # how slowly the capacity estimate (the peak rate) forgets
     min_evidence: float = 8.0  # calls admitted lately before the capacity estimate is trusted
     cold_s: float = 0.05  # the advice until then
-    line_share: float = 0.5  # the line advances at this share of the capacity (see above)
+    line_share: float = 0.25  # the line advances at this share of the capacity (see above)
     jitter: float = 0.2  # each turn is moved by up to this fraction of its wait, either way
 
 
