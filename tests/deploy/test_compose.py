@@ -91,3 +91,21 @@ def test_the_gpu_override_swaps_in_the_gpu_server_with_one_gpu_and_the_gpu_overl
 def test_compose_spec_schema_accepts_the_gpu_override():
     result = run([find_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_GPU)])
     assert result.returncode == 0, output(result)
+
+
+COMPOSE_TLS = COMPOSE.with_name("docker-compose.tls.yml")
+
+
+def test_the_tls_override_wires_certificates_tokens_and_the_health_port():
+    result = run([find_tool("docker-compose"), "-f", str(COMPOSE), "-f", str(COMPOSE_TLS), "config"], env=ENV)
+    assert result.returncode == 0, output(result)
+    server = yaml.safe_load(result.stdout)["services"]["s2s"]
+    env = server["environment"]
+    # docker-compose 1.x prints volumes as SOURCE:TARGET:MODE
+    [(source, target, mode)] = [v.split(":") for v in server["volumes"] if ":/etc/s2s/secrets" in v]
+    assert mode == "ro" and source.endswith("/secrets")  # a directory: renewals are seen
+    for name in ("S2S_TLS_CERT", "S2S_TLS_KEY", "S2S_TLS_CLIENT_CA", "S2S_AUTH_TOKENS"):
+        assert env[name].startswith(target + "/"), name
+    assert env["S2S_HEALTH_PORT"] != env["S2S_PORT"]  # the health check's plaintext port
+    schema = run([find_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_TLS)])
+    assert schema.returncode == 0, output(schema)
