@@ -64,6 +64,7 @@ TOKENS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # sentence lengt
 FINISH_REASONS = ("eos", "max_length", "cancelled", "deadline", "error")
 REJECT_REASONS = ("queue_full", "draining", "invalid")
 STEP_KINDS = ("encoder", "decoder")
+RELOAD_RESULTS = ("loaded", "refused", "unloaded")
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,20 @@ class ServiceMetrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self._reloads = Counter(
+            "model_reloads",
+            "Model versions taken into service, refused, or taken out, while serving (hot reload).",
+            ["result"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        for result in RELOAD_RESULTS:
+            self._reloads.labels(result)
+
+    def reloaded(self, result: str, count: int = 1) -> None:
+        """result: "loaded" | "refused" | "unloaded"."""
+        if count:
+            self._reloads.labels(result).inc(count)
 
     def set_serving(self, serving: bool) -> None:
         """Mirror the health status, so alerts can tell an idle ready server from a draining one."""

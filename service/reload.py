@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class ModelReloader:
         scheduler: SchedulerConfig,
         observer_for: ObserverFactory,
         grace_s: float,
+        on_change: Callable[[ReloadReport], Awaitable[None]] | None = None,
     ):
         self.registry = registry
         self.paths = paths
@@ -47,6 +49,7 @@ class ModelReloader:
         self.scheduler = scheduler
         self.observer_for = observer_for
         self.grace_s = grace_s  # how long an unloaded version's calls may take to finish
+        self.on_change = on_change  # told after each reload or unload (health, metrics)
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task] = set()
 
@@ -69,6 +72,8 @@ class ModelReloader:
                     report.unloaded.append(f"{model.name}/{model.version}")
             log.info("reload: loaded %s, unloaded %s, refused %d", report.loaded or "none",
                      report.unloaded or "none", len(report.refused))  # fmt: skip
+            if self.on_change is not None:
+                await self.on_change(report)
             return report
 
     async def _load_if_new(self, path: Path, report: ReloadReport) -> tuple[str, str] | None:
@@ -110,6 +115,8 @@ class ModelReloader:
         """Take name/version out of service now; its calls in progress finish (grace period)."""
         async with self._lock:
             self._retire(self.registry.remove(name, version))
+            if self.on_change is not None:
+                await self.on_change(ReloadReport(unloaded=[f"{name}/{version}"]))
 
     def _retire(self, model: LoadedModel) -> None:
         task = asyncio.ensure_future(self._drain(model))

@@ -34,7 +34,7 @@ from service.interceptor import GrpcServerMetricsInterceptor
 from service.metrics import MetricsServer, ServiceMetrics, start_metrics_server
 from service.observer import SchedulerObserver
 from service.registry import ModelRegistry
-from service.reload import ModelReloader
+from service.reload import ModelReloader, ReloadReport
 from service.scheduler import SchedulerConfig
 from service.servicer import TranslatorServicer
 from service.tls import TlsError, server_credentials
@@ -139,6 +139,27 @@ def _bind(
     return bound
 
 
+class _ModelHealth:
+    """Health per model name ("s2s.v1.Translator/<name>": SERVING while a version of it is
+    loaded, NOT_SERVING once none is) and the reload counters, kept up to date by the reloader."""
+
+    def __init__(self, health_servicer: health.aio.HealthServicer, registry: ModelRegistry, metrics):
+        self.health, self.registry, self.metrics = health_servicer, registry, metrics
+        self._names: set[str] = set()
+
+    async def changed(self, report: ReloadReport | None = None) -> None:
+        names = {m.name for m in self.registry.models}
+        for name in names:
+            await self.health.set(f"{SERVICE_NAME}/{name}", health_pb2.HealthCheckResponse.SERVING)
+        for name in self._names - names:
+            await self.health.set(f"{SERVICE_NAME}/{name}", health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._names = names
+        if report is not None:
+            self.metrics.reloaded("loaded", len(report.loaded))
+            self.metrics.reloaded("refused", len(report.refused))
+            self.metrics.reloaded("unloaded", len(report.unloaded))
+
+
 async def _health_port_server(
     config: ServerConfig, health_servicer: health.aio.HealthServicer
 ) -> tuple[grpc.aio.Server, int] | None:
@@ -184,12 +205,14 @@ async def running_server(config: ServerConfig) -> AsyncIterator[RunningServer]:
         ],
     )
     translator_pb2_grpc.add_TranslatorServicer_to_server(TranslatorServicer(registry, config.limits), server)
-    reloader = ModelReloader(
-        registry, config.bundles, config.runner, config.scheduler, lazy.observer_for, config.grace_period_s
-    )
-    translator_pb2_grpc.add_AdminServicer_to_server(AdminServicer(reloader), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    model_health = _ModelHealth(health_servicer, registry, lazy.metrics)
+    reloader = ModelReloader(
+        registry, config.bundles, config.runner, config.scheduler, lazy.observer_for,
+        config.grace_period_s, on_change=model_health.changed,
+    )  # fmt: skip
+    translator_pb2_grpc.add_AdminServicer_to_server(AdminServicer(reloader), server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, ADMIN_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME),
@@ -226,6 +249,7 @@ async def running_server(config: ServerConfig) -> AsyncIterator[RunningServer]:
         await registry.start()
         for name in HEALTH_SERVICES:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await model_health.changed()
         lazy.metrics.set_serving(True)
         log.info(
             "serving %s on %s (grpc port %d%s)",

@@ -15,6 +15,7 @@ import grpc
 import pytest
 from bundle_tools import copy_bundle
 from e2e_support import DEFAULT_MODEL, ENDLESS_MODEL, E2EModels, e2e_config, until
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from local_server import sample, scrape_settled
 
 from s2s.bundle import MANIFEST, sha256_file
@@ -193,3 +194,28 @@ async def test_sighup_reloads_a_real_server_process(models: E2EModels, root: Pat
         if server.returncode is None:
             server.kill()
             await server.wait()
+
+
+async def test_health_and_metrics_follow_the_models_served(models: E2EModels, root: Path):
+    async with running_server(e2e_config(models, bundles=(root,), metrics_port=0)) as server:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            admin, health = pb_grpc.AdminStub(channel), health_pb2_grpc.HealthStub(channel)
+
+            async def status(name: str) -> int:
+                request = health_pb2.HealthCheckRequest(service=f"s2s.v1.Translator/{name}")
+                return (await health.Check(request, timeout=10)).status
+
+            assert await status(ENDLESS_MODEL) == health_pb2.HealthCheckResponse.SERVING
+            shutil.rmtree(root / ENDLESS_MODEL)
+            copy_bundle(models.bundle, root, version="2")
+            report = await admin.ReloadModels(pb.ReloadModelsRequest(), timeout=60)
+            assert _specs(report.unloaded) == {f"{ENDLESS_MODEL}/1"} and _specs(report.loaded) == {
+                f"{DEFAULT_MODEL}/2"
+            }
+            assert await status(ENDLESS_MODEL) == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert await status(DEFAULT_MODEL) == health_pb2.HealthCheckResponse.SERVING
+            await server.reloader.settled()
+        scraped = scrape_settled(server.metrics_server.url)
+        assert sample(scraped, "s2s_model_reloads_total", result="loaded") == 1
+        assert sample(scraped, "s2s_model_reloads_total", result="unloaded") == 1
+        assert sample(scraped, "s2s_model_reloads_total", result="refused") == 0
