@@ -1,4 +1,5 @@
-"""`s2s translate`: translate text through a running server, with TLS, mutual TLS and tokens.
+"""`s2s translate`: translate text through a running server, with TLS, mutual TLS and tokens; or,
+with --input, a whole file with no server (service/offline.py).
 
 Torch-free and light at import; gRPC is imported inside the command function.
 """
@@ -16,10 +17,30 @@ from s2s.options import add_option
 
 def add_translate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "translate", help="translate text through a running server", description=translate.__doc__
+        "translate",
+        help="translate text through a running server, or a file offline (--input)",
+        description=translate.__doc__,
     )
     p.add_argument(
-        "texts", nargs="+", metavar="TEXT", help="text(s) to translate; several make one batch call"
+        "texts", nargs="*", metavar="TEXT", help="text(s) to translate; several make one batch call"
+    )
+    add_option(
+        p, "--input", default=None,
+        help="translate this file (one source a line; - = stdin) with no server, in input order",
+    )  # fmt: skip
+    add_option(p, "--output", type=Path, default=None, help="with --input: write here instead of stdout")
+    add_option(
+        p,
+        "--bundle",
+        type=Path,
+        default=None,
+        help="with --input: the bundle to decode with (default: shipped)",
+    )
+    add_option(
+        p, "--in-flight", type=int, default=256, help="with --input: sources decoding or queued at once"
+    )
+    add_option(
+        p, "--threads", type=int, default=0, help="with --input: ONNX Runtime threads; 0 = one per core"
     )
     add_option(p, "--server", default="localhost:50051", help="server address HOST:PORT")
     add_option(p, "--model", default="", help="model NAME or NAME/VERSION; empty = the server's default")
@@ -97,6 +118,14 @@ def translate(args: argparse.Namespace) -> int:
         attention=args.attention is not None,
         replace_unk=args.replace_unk,
     )
+    if args.input is not None:
+        if args.texts or args.stream or args.attention:
+            print("error: --input takes no TEXT, --stream or --attention", file=sys.stderr)
+            return EXIT_USAGE
+        return _translate_file(args)
+    if not args.texts:
+        print("error: give TEXT(s) to translate, or --input FILE", file=sys.stderr)
+        return EXIT_USAGE
     if args.stream and len(args.texts) > 1:
         print("error: --stream takes one text", file=sys.stderr)
         return EXIT_USAGE
@@ -115,6 +144,39 @@ def translate(args: argparse.Namespace) -> int:
         return EXIT_USAGE if exc.code().name in INPUT_ERRORS else EXIT_FAILURE
     if args.attention is not None:
         _save_attention(translations, args.attention)
+    return 0
+
+
+def _translate_file(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+
+    from s2s.bundle import BundleError
+    from service.errors import InvalidRequest
+    from service.offline import OfflineConfig, read_lines, translate_lines
+
+    config = OfflineConfig(
+        bundle=args.bundle, beam_size=args.beam, n_best=args.n_best, max_length=args.max_length,
+        length_penalty=args.length_penalty, replace_unk=args.replace_unk, in_flight=max(1, args.in_flight),
+        threads=args.threads,
+    )  # fmt: skip
+    progress = sys.stderr if sys.stderr.isatty() else None
+    try:
+        lines = read_lines(args.input)
+        with (
+            args.output.open("w", encoding="utf-8")
+            if args.output
+            else contextlib.nullcontext(sys.stdout) as out
+        ):
+            report = asyncio.run(translate_lines(lines, config, out, progress))
+    except (BundleError, InvalidRequest, OSError, UnicodeDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"translated {report.lines:,} lines in {report.seconds:.1f} s ({report.words_per_s:,.0f} words/s)"
+          + (f"; {report.invalid} not valid sources, answered with empty lines" if report.invalid else ""),
+          file=sys.stderr)  # fmt: skip
+    for problem in report.problems:
+        print(f"  {problem}", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,104 @@
+"""`s2s translate --input FILE`: offline translation with the server's own scheduler and no
+server; the same answers the server gives, in input order, one line per source (n with
+n-best), bad lines answered with empty ones, and the CLI's exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from e2e_support import E2EModels, date_texts, e2e_config
+
+from service.client import AsyncTranslatorClient
+from service.offline import OfflineConfig, translate_lines
+from service.server import running_server
+
+S2S = [sys.executable, "-m", "s2s.cli"]
+
+
+def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*S2S, *args], input=stdin, capture_output=True, text=True, timeout=300)
+
+
+async def test_offline_answers_equal_the_servers_in_input_order(models: E2EModels):
+    texts = date_texts(150)
+    out = io.StringIO()
+    # A small window: lines finish out of order and must still come out in order.
+    config = OfflineConfig(bundle=models.bundle, beam_size=3, in_flight=7, threads=1)
+    report = await translate_lines(texts, config, out)
+    offline = out.getvalue().splitlines()
+    async with running_server(e2e_config(models)) as server:
+        async with AsyncTranslatorClient(server.address, timeout=60) as client:
+            served = []
+            for start in range(0, len(texts), 16):
+                served += [t.text for t in await client.translate(texts[start : start + 16], beam_size=3)]
+    assert report.lines == 150 and report.invalid == 0
+    assert offline == served
+    assert report.output_words == sum(len(t.split()) for t in served)
+
+
+async def test_bad_lines_are_empty_lines_and_n_best_gives_n_lines(models: E2EModels):
+    lines = ["1 May 2001\n", "\n", "x" * 5000 + "\n", "3 June 2003\n"]
+    out = io.StringIO()
+    report = await translate_lines(lines, OfflineConfig(bundle=models.bundle, beam_size=2, n_best=2), out)
+    written = out.getvalue().split("\n")[:-1]
+    assert len(written) == 8  # two per source
+    assert written[2:6] == ["", "", "", ""] and all(written[:2]) and all(written[6:])
+    assert report.invalid == 2 and report.problems[0].startswith("line 2:")
+    assert "characters" in report.problems[1] and report.problems[1].startswith("line 3:")
+
+
+def test_the_command_reads_a_file_or_stdin_and_writes_a_file(models: E2EModels, tmp_path: Path):
+    source = tmp_path / "in.txt"
+    source.write_text("1 May 2001\n2 June 2002\n")
+    output = tmp_path / "out.txt"
+    done = _run("translate", "--input", str(source), "--output", str(output), "--bundle", str(models.bundle))
+    assert done.returncode == 0, done.stderr
+    assert len(output.read_text().splitlines()) == 2 and "translated 2 lines" in done.stderr
+    piped = _run("translate", "--input", "-", "--bundle", str(models.bundle), stdin=source.read_text())
+    assert piped.returncode == 0 and piped.stdout == output.read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--beam", "0"], "beam_size"),
+        (["--input", "{tmp}/missing.txt"], "missing.txt"),
+        (["--bundle", "{tmp}/nowhere"], "does not exist"),
+        (["some text"], "--input takes no TEXT"),
+    ],
+)
+def test_usage_and_input_errors_exit_2_with_a_line_saying_why(
+    models: E2EModels, tmp_path: Path, args: list[str], message: str
+):
+    source = tmp_path / "in.txt"
+    source.write_text("1 May 2001\n")
+    base = ["translate", "--input", str(source), "--bundle", str(models.bundle)]
+    done = _run(*base, *(a.format(tmp=tmp_path) for a in args))
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_translate_without_texts_or_input_says_what_it_needs():
+    done = _run("translate")
+    assert done.returncode == 2 and "--input FILE" in done.stderr
+
+
+async def test_many_lines_stay_within_the_window(models: E2EModels):
+    """A window of 4 over 300 lines: at most 4 are ever in the scheduler at once."""
+    seen: list[int] = []
+    out = io.StringIO()
+
+    class Lines:
+        def __iter__(self):
+            for text in date_texts(300):
+                seen.append(len(asyncio.all_tasks()))
+                yield text
+
+    await translate_lines(Lines(), OfflineConfig(bundle=models.bundle, in_flight=4, threads=1), out)
+    assert len(out.getvalue().splitlines()) == 300
+    assert max(seen) <= 1 + 4, max(seen)  # this test's task + the window's (the scheduler is a thread)
