@@ -15,11 +15,12 @@ from service.translate_cli import add_translate
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    """`s2s bench` lives in service/bench/ (the benchmark); absent in a slim install."""
+    """`s2s bench` and `s2s bench-step` live in benchmarks/serving/, outside the product; absent
+    from the serving images."""
     try:
-        bench = importlib.import_module("service.bench.cli")
+        bench = importlib.import_module("benchmarks.serving.cli")
     except ModuleNotFoundError as exc:
-        if exc.name in ("service.bench", "service.bench.cli"):
+        if exc.name in ("benchmarks", "benchmarks.serving", "benchmarks.serving.cli"):
             return
         raise  # a dependency of the bench is missing: say so rather than hide the command
     bench.add_commands(sub)

@@ -38,7 +38,7 @@ COPY deploy/docker/check_cuda_libraries.py /opt/s2s/
 RUN pip install --no-deps --no-build-isolation . \
  && python -m compileall -q /opt/venv \
  && python -I -c "import importlib.util as u; \
-assert u.find_spec('torch') is None and u.find_spec('service.bench') is None, 'PyTorch or the benchmark in the image'"
+assert u.find_spec('torch') is None and u.find_spec('benchmarks') is None, 'PyTorch or the benchmark in the image'"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="s2s-serve-gpu" \

@@ -24,7 +24,7 @@ RUN pip install "setuptools==84.2.1" "wheel==0.48.0" \
 print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt \
  && python -m compileall -q /opt/venv
-# Then only what serving needs: training/, export/ and service/bench/ are left out by
+# Then only what serving needs: training/, export/ and benchmarks/ are left out by
 # serve.Dockerfile.dockerignore (the CLIs skip their subcommands when absent). The last check
 # fails the build when a context without the .dockerignore let the benchmark in (-I: the
 # installed packages, not the sources in the working directory).
@@ -36,7 +36,7 @@ RUN pip install --no-deps --no-build-isolation . \
  && python -m compileall -q /opt/venv \
  && python -I -c "import sys, importlib.util as u, service.server; \
 assert 'torch' not in sys.modules and u.find_spec('torch') is None, 'PyTorch in the serving image'; \
-assert u.find_spec('service.bench') is None, 'service/bench in the serving image'"
+assert u.find_spec('benchmarks') is None, 'the benchmark in the serving image'"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="s2s-serve" \

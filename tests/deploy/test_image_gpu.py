@@ -46,7 +46,9 @@ def test_the_check_fails_when_the_loader_cannot_find_them(image: str):
 
 
 def test_the_gpu_image_holds_no_torch_and_no_benchmark(image: str):
-    found = files_in_image(image, "*/site-packages/torch", "*/service/bench", "*/site-packages/service")
+    found = files_in_image(
+        image, "*/site-packages/torch", "*/site-packages/benchmarks", "*/site-packages/service"
+    )
     assert [path.rsplit("/", 2)[-2:] for path in found] == [["site-packages", "service"]], found
 
 

@@ -127,7 +127,9 @@ def test_it_starts_without_warnings_or_tracebacks(served: Served):
 
 
 def test_the_image_holds_no_torch_and_no_benchmark_and_stays_small(image: str):
-    found = files_in_image(image, "*/site-packages/torch", "*/service/bench", "*/site-packages/service")
+    found = files_in_image(
+        image, "*/site-packages/torch", "*/site-packages/benchmarks", "*/site-packages/service"
+    )
     assert [path.rsplit("/", 2)[-2:] for path in found] == [["site-packages", "service"]], found
     listed = run([engine(), "run", "--rm", "--entrypoint", "s2s", image, "--help"])
     assert listed.returncode == 0, listed.stderr

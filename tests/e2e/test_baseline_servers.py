@@ -1,4 +1,4 @@
-"""The benchmark's baseline servers (service/bench/baseline_servers.py) as real subprocesses: the
+"""The benchmark's baseline servers (benchmarks/serving/baseline_servers.py) as real subprocesses: the
 worker-pool server must answer exactly what the s2s server answers (a baseline that decoded
 differently would not be a baseline), and bad input gets the same status code."""
 
@@ -8,8 +8,8 @@ import grpc
 import pytest
 from e2e_support import E2EModels, date_texts
 
+from benchmarks.serving.variants import DecodeSetup, GrpcPool
 from s2s.bundle import load_bundle
-from service.bench.variants import DecodeSetup, GrpcPool
 from service.client import AsyncTranslatorClient
 from service.server import RunningServer
 

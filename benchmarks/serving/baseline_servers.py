@@ -8,7 +8,7 @@
   Runtime loop per request). It validates and answers with s2s's own code, so it pays what the
   s2s server pays around the decoding, and no scheduler bookkeeping (`--variants server-pool`).
 
-    python -m service.bench.baseline_servers --kind pool --bundle DIR --port 50098
+    python -m benchmarks.serving.baseline_servers --kind pool --bundle DIR --port 50098
 """
 
 from __future__ import annotations

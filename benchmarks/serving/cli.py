@@ -73,7 +73,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _make_variants(args, bundle, setup) -> list:
-    from service.bench import variants as v
+    from benchmarks.serving import variants as v
 
     made = []
     for name in [n.strip() for n in args.variants.split(",") if n.strip()]:
@@ -110,8 +110,8 @@ def _bundle(path):  # -> s2s.bundle.Bundle | None: None after saying why it cann
 
 
 def bench(args: argparse.Namespace) -> int:
-    from service.bench.inputs import load_inputs
-    from service.bench.run import (
+    from benchmarks.serving.inputs import load_inputs
+    from benchmarks.serving.run import (
         BenchPlan,
         combine,
         conditions,
@@ -120,7 +120,7 @@ def bench(args: argparse.Namespace) -> int:
         run_plan,
         write_json,
     )
-    from service.bench.variants import DecodeSetup
+    from benchmarks.serving.variants import DecodeSetup
 
     bundle = _bundle(args.bundle)
     if bundle is None:
@@ -163,8 +163,8 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def bench_step(args: argparse.Namespace) -> int:
-    from service.bench.run import write_json
-    from service.bench.step_rate import format_step_table, measure
+    from benchmarks.serving.run import write_json
+    from benchmarks.serving.step_rate import format_step_table, measure
 
     bundle = _bundle(args.bundle)
     if bundle is None:

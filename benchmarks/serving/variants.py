@@ -112,7 +112,7 @@ class InProcessScheduler:
         self.bundle, self.setup, self.max_rows = bundle, setup, max_rows
 
     async def start(self) -> None:
-        from service.bench.ort_cpu import OrtCpuMeter
+        from benchmarks.serving.ort_cpu import OrtCpuMeter
         from service.runner import Runner, RunnerConfig
         from service.scheduler import Scheduler, SchedulerConfig
 
@@ -240,25 +240,25 @@ class GrpcServer:
 
 class GrpcFloor(GrpcServer):
     """The gRPC floor: the same client against a Translator that answers with a canned
-    translation and decodes nothing (service/bench/baseline_servers.py). What it costs per
+    translation and decodes nothing (benchmarks/serving/baseline_servers.py). What it costs per
     request is what any Python gRPC server pays on this machine before decoding a single token."""
 
     name = "grpc-floor"
 
     def _server_command(self, port: int) -> list[str]:
-        return [sys.executable, "-m", "service.bench.baseline_servers", "--kind", "floor",
+        return [sys.executable, "-m", "benchmarks.serving.baseline_servers", "--kind", "floor",
                 "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
 
 
 class GrpcPool(GrpcServer):
-    """(b) served the common way (service/bench/baseline_servers.py): a gRPC handler handing each
+    """(b) served the common way (benchmarks/serving/baseline_servers.py): a gRPC handler handing each
     request to `workers` threads that decode one request at a time with export/ort_decoder.py."""
 
     name = "server-pool"
 
     def _server_command(self, port: int) -> list[str]:
         setup = self.setup
-        return [sys.executable, "-m", "service.bench.baseline_servers", "--kind", "pool",
+        return [sys.executable, "-m", "benchmarks.serving.baseline_servers", "--kind", "pool",
                 "--bundle", str(self.bundle.path), "--host", "127.0.0.1", "--port", str(port),
                 "--workers", str(setup.workers), "--threads", str(setup.threads),
                 "--precision", setup.precision]  # fmt: skip

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from service.bench.load import closed_loop, open_loop, summarize
-from service.bench.ort_cpu import proc_cpu_s
-from service.bench.variants import DecodeSetup
+from benchmarks.serving.load import closed_loop, open_loop, summarize
+from benchmarks.serving.ort_cpu import proc_cpu_s
+from benchmarks.serving.variants import DecodeSetup
 
 BASELINE = "ort-per-request"  # ratios are against this, and against torch-eager when run
 SERVED_BASELINE = "server-per-request"  # (b) behind the same gRPC path as (c): the fair one

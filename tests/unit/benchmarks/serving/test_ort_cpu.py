@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
+from benchmarks.serving.ort_cpu import OrtCpuMeter
 from service.batch import DecodeBatch
-from service.bench.ort_cpu import OrtCpuMeter
 from service.runner import Runner, RunnerConfig
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from service.bench.inputs import tsv_test_split
-from service.bench.load import Outcome, closed_loop, open_loop, summarize
-from service.bench.run import _cpu_fields, combine, cpu_seconds, format_table
+from benchmarks.serving.inputs import tsv_test_split
+from benchmarks.serving.load import Outcome, closed_loop, open_loop, summarize
+from benchmarks.serving.run import _cpu_fields, combine, cpu_seconds, format_table
 
 
 class _Refused(Exception):
