@@ -20,7 +20,7 @@ EXIT_FAILURE = 1  # the work ran and failed: export validation, an RPC error, an
 EXIT_USAGE = 2  # usage or input error: a bad flag or S2S_* value, a missing or unusable input file
 
 # (module, function that adds its subparsers). Each adds parsers with set_defaults(func=...).
-_COMMAND_MODULES = ("training.cli", "export.cli", "service.cli")
+_COMMAND_MODULES = ("training.cli", "training.subword_cli", "export.cli", "service.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

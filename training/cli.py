@@ -122,13 +122,13 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     from training import progress
     from training.data import DataError
     from training.decode import DecodeConfig
-    from training.evaluate import evaluate, split_pairs_of
+    from training.evaluate import evaluate, split_pairs_of, trained_reversed
     from training.model import CheckpointError
 
     try:
         model, ckpt, src_tok, tgt_tok = _load(args)
         data = args.data or ckpt["train"]["data"]
-        pairs = split_pairs_of(data, args.split)
+        pairs = split_pairs_of(data, args.split, trained_reversed(ckpt))
     except (CheckpointError, DataError) as exc:
         log.error("%s", exc)
         return EXIT_USAGE

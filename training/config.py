@@ -27,8 +27,18 @@ class TrainConfig:
     data: str = _opt("dates", "'dates' for the built-in task, or a source<TAB>target file (Tatoeba/Anki)")
     out: str = _opt("artifacts/dates", "output directory: checkpoint.pt (best validation loss), last.pt")
     name: str = _opt("", "model name stored in the checkpoint (default: the output directory's name)")
+    reverse: bool = _opt(False, "swap the pair file's columns: translate its targets into its sources")
     src_kind: str = _opt("char", "source tokeniser", ["char", "word"])
     tgt_kind: str = _opt("char", "target tokeniser", ["char", "word"])
+    src_tokenizer: str = _opt(
+        "", "source tokeniser file from `s2s subword train` (a BPE vocabulary; replaces --src-kind)"
+    )
+    tgt_tokenizer: str = _opt(
+        "", "target tokeniser file from `s2s subword train` (a BPE vocabulary; replaces --tgt-kind)"
+    )
+    bpe_dropout: float = _opt(
+        0.0, "BPE-dropout: skip each merge with this probability when cutting training text (0: off)"
+    )
     min_freq: int = _opt(1, "keep pieces seen at least this often in the training split")
     max_vocab: int = _opt(0, "vocabulary size cap per side, specials included (0: no cap)")
     lowercase: bool = _opt(False, "lowercase text before tokenising")
@@ -46,6 +56,9 @@ class TrainConfig:
     attn_dim: int = _opt(0, "concat/additive attention size (0: the hidden size)")
     score_scale: float = _opt(
         1.0, "multiply dot/general scores (1/sqrt(hidden), e.g. 0.0625 for 256, stops saturation)"
+    )
+    tie_embeddings: bool = _opt(
+        False, "tie the output projection to the target embedding (projected to emb-dim first)"
     )
     # -- optimisation
     batch_size: int = _opt(64, "sentence pairs per batch (per process under torchrun)")
@@ -89,13 +102,15 @@ class TrainConfig:
             raise ConfigError("lr_schedule 'cosine' needs max_steps > 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 <= self.bpe_dropout < 1.0:
+            raise ConfigError(f"bpe_dropout must be in [0, 1), got {self.bpe_dropout}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ConfigError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
 
     def model_fields(self) -> dict:
         """The ModelConfig arguments (vocabulary sizes come from the data)."""
         keys = ("cell", "score", "emb_dim", "hidden", "layers", "bidirectional", "dropout", "attn_dim")
-        keys += ("score_scale",)
+        keys += ("score_scale", "tie_embeddings")
         return {k: getattr(self, k) for k in keys}
 
 

@@ -1,85 +1,28 @@
-"""Parallel data: the Tatoeba/Anki pair reader, the standard split, and batches of padded tensors.
-
-Pair files are `source<TAB>target[<TAB>attribution]`, one pair per line. The split is fixed so
-results compare across tools: 0-based line i is test if i % 20 == 7, validation if i % 20 == 13,
-else training. Bad data raises `DataError` naming the file and line.
-"""
+"""Parallel data: the Tatoeba/Anki pair reader and the standard split (training.pairs, re-exported
+here), tokeniser files, and batches of padded tensors."""
 
 from __future__ import annotations
 
 import random
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer, TokenizerError
-
-SPLIT_PERIOD, TEST_SLOT, VALID_SLOT = 20, 7, 13  # line i: test if i % 20 == 7, valid if == 13
-
-
-class DataError(ValueError):
-    """Unusable training data; the message names the file (and line) at fault."""
-
-
-@dataclass(frozen=True)
-class Pair:
-    src: str
-    tgt: str
-    line: int  # 0-based line in the file it came from (-1 for generated data)
-
-
-@dataclass
-class Splits:
-    train: list[Pair]
-    valid: list[Pair]
-    test: list[Pair]
-
-
-def split_of(line: int) -> str:
-    """Which split 0-based line `line` of a pair file belongs to."""
-    slot = line % SPLIT_PERIOD
-    return "test" if slot == TEST_SLOT else "valid" if slot == VALID_SLOT else "train"
-
-
-def read_pairs(path: str | Path, normalization: str = "NFC") -> list[Pair]:
-    """Every pair of a Tatoeba/Anki file, Unicode-normalised and stripped; attribution dropped."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc})") from exc
-    lines = text.splitlines()
-    if not any(line.strip() for line in lines):
-        raise DataError(f"{path}: file is empty, expected source<TAB>target lines")
-    pairs = []
-    for i, line in enumerate(lines):
-        fields = line.split("\t")
-        if len(fields) < 2:
-            raise DataError(f"{path}:{i + 1}: line has no tab, expected source<TAB>target: {line[:60]!r}")
-        src, tgt = (_normalize(f, normalization) for f in fields[:2])
-        if not src or not tgt:
-            side = "source" if not src else "target"
-            raise DataError(f"{path}:{i + 1}: empty {side} text")
-        pairs.append(Pair(src, tgt, i))
-    return pairs
-
-
-def _normalize(text: str, form: str) -> str:
-    text = text.strip()
-    return text if form == "none" else unicodedata.normalize(form, text)
-
-
-def split_pairs(pairs: Sequence[Pair]) -> Splits:
-    """The standard split by line number (see module docstring)."""
-    splits = Splits([], [], [])
-    for pair in pairs:
-        getattr(splits, split_of(pair.line)).append(pair)
-    return splits
+from training.pairs import (  # noqa: F401 - re-exported: training.data has always offered them
+    SPLIT_PERIOD,
+    TEST_SLOT,
+    VALID_SLOT,
+    DataError,
+    Pair,
+    Splits,
+    load_tokenizer,
+    read_pairs,
+    reversed_pairs,
+    split_of,
+    split_pairs,
+)
 
 
 def filter_length(pairs: Sequence[Pair], src_tok: Tokenizer, tgt_tok: Tokenizer, max_len: int) -> list[Pair]:
@@ -124,13 +67,20 @@ class Batch:
 Example = tuple[list[int], list[int]]  # (source ids, target ids), no specials
 
 
-def encode_pairs(pairs: Sequence[Pair], src_tok: Tokenizer, tgt_tok: Tokenizer) -> list[Example]:
+def encode_pairs(
+    pairs: Sequence[Pair],
+    src_tok: Tokenizer,
+    tgt_tok: Tokenizer,
+    dropout: float = 0.0,
+    rng: random.Random | None = None,
+) -> list[Example]:
+    """Ids of every pair; `dropout` > 0 cuts BPE sides with BPE-dropout drawn from `rng`."""
     out = []
     for p in pairs:
-        src = src_tok.encode(p.src)
+        src = src_tok.encode(p.src, dropout, rng)
         if not src:
             raise DataError(f"line {p.line + 1}: source {p.src!r} has no tokens")
-        out.append((src, tgt_tok.encode(p.tgt)))
+        out.append((src, tgt_tok.encode(p.tgt, dropout, rng)))
     return out
 
 

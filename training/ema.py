@@ -22,6 +22,10 @@ class WeightAverage:
         self.decay = decay
         self.names = [name for name, _ in model.named_parameters()]
         self.params = [p for _, p in model.named_parameters()]
+        # Every name of each parameter: a tied weight has two (decoder.embed and decoder.out), and
+        # a state dict without either one would not load.
+        index = {id(p): i for i, p in enumerate(self.params)}
+        self._aliases = [(n, index[id(p)]) for n, p in model.named_parameters(remove_duplicate=False)]
         self._values = [p.detach() for p in self.params]  # views: the optimizer updates in place
         self.shadow = [p.clone() for p in self._values]
         self.updates = 0
@@ -53,7 +57,7 @@ class WeightAverage:
         """The raw (training) weights by parameter name; inside swapped() only."""
         if self._raw is None:
             raise RuntimeError("raw_state_dict() is only meaningful inside swapped()")
-        return {name: t.detach().cpu() for name, t in zip(self.names, self._raw, strict=True)}
+        return {name: self._raw[i].detach().cpu() for name, i in self._aliases}
 
     def state_dict(self) -> dict:
         return {

@@ -16,7 +16,7 @@ from s2s import unk
 from s2s.search import Hypothesis
 from s2s.tokenizer import UNK_ID, Tokenizer
 from training import dates
-from training.data import DataError, Pair, read_pairs, split_pairs
+from training.data import DataError, Pair, read_pairs, reversed_pairs, split_pairs
 from training.decode import DecodeConfig, decode
 from training.model import Seq2Seq
 
@@ -39,16 +39,23 @@ class Scores:
     signature: str  # sacrebleu's BLEU signature, to say exactly how it was computed
 
 
-def split_pairs_of(data: str, split: str) -> list[Pair]:
-    """The `split` ("test" or "valid") pairs of a task: 'dates' or a pair file."""
+def split_pairs_of(data: str, split: str, reverse: bool = False) -> list[Pair]:
+    """The `split` ("test" or "valid") pairs of a task: 'dates' or a pair file (columns swapped
+    with `reverse`, as the checkpoint was trained)."""
     if data == "dates":
         if split != "test":
             raise DataError("the dates task's fixed evaluation set is its 'test' split")
         return [Pair(s, t, -1) for s, t in dates.held_out_pairs()]
-    splits = split_pairs(read_pairs(data))
+    pairs = read_pairs(data)
+    splits = split_pairs(reversed_pairs(pairs) if reverse else pairs)
     if split not in ("test", "valid", "train"):
         raise DataError(f"unknown split {split!r}: test, valid or train")
     return getattr(splits, split)
+
+
+def trained_reversed(checkpoint: dict) -> bool:
+    """Whether the checkpoint was trained with `--reverse` (its pairs' columns swapped)."""
+    return bool((checkpoint.get("train") or {}).get("config", {}).get("reverse", False))
 
 
 def score(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[float, float, float, str]:

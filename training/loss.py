@@ -97,7 +97,8 @@ def packed_loss(
     mask = model.source_mask(src_lengths, src.size(1))
     features = packed_features(model, enc, mask, packed)
     dec = model.decoder
-    logits = VocabProjection.apply(dec.dropout(features), dec.out.weight, dec.out.bias)  # as dec.project
+    # As dec.project: the tied embedding, when tied, is dec.out.weight.
+    logits = VocabProjection.apply(dec.output_features(features), dec.out.weight, dec.out.bias)
     return SmoothedNLL.apply(logits, packed.targets, smoothing)
 
 

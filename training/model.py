@@ -51,6 +51,11 @@ class ModelConfig:
     # keeps `general` from saturating its softmax under Adam (docs/training.md). Folded into the
     # keys, so bundles and the server do not change.
     score_scale: float = 1.0
+    # Tie the output projection to the target embedding (Press & Wolf 2017): one (V, E) matrix
+    # reads and writes target tokens. When emb_dim != hidden, the attentional vector is first
+    # projected to emb_dim (fairseq's LSTM decoder does the same), which also makes the largest
+    # matmul of a training step, (N, H) x (H, V), an (N, E) x (E, V) one.
+    tie_embeddings: bool = False
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -181,8 +186,18 @@ class Decoder(nn.Module):
         )
         self.attention = Attention(cfg.score, cfg.hidden, cfg.attn_dim, cfg.score_scale)
         self.combine = nn.Linear(2 * cfg.hidden, cfg.hidden, bias=False)  # W_c [ctx; h]
-        self.out = nn.Linear(cfg.hidden, cfg.tgt_vocab_size)
+        out_dim = cfg.emb_dim if cfg.tie_embeddings else cfg.hidden
+        self.out = nn.Linear(out_dim, cfg.tgt_vocab_size)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.bottleneck = None  # (H -> E) before a tied projection whose E differs from H
+        if cfg.tie_embeddings:
+            # Untied models keep their initialisation order above, so their runs are unchanged.
+            nn.init.normal_(self.embed.weight, std=cfg.emb_dim**-0.5)  # N(0, 1) would make huge logits
+            with torch.no_grad():
+                self.embed.weight[PAD_ID].zero_()
+            self.out.weight = self.embed.weight
+            if cfg.emb_dim != cfg.hidden:
+                self.bottleneck = nn.Linear(cfg.hidden, cfg.emb_dim, bias=False)
 
     def step(self, prev_tokens, state, feed, memory, keys, mask):
         """One step without the output projection: returns (state, feed, attn)."""
@@ -201,8 +216,14 @@ class Decoder(nn.Module):
         new_state = (torch.stack(hs), torch.stack(cs)) if cs else (torch.stack(hs),)
         return new_state, feed, attn
 
+    def output_features(self, feed: torch.Tensor) -> torch.Tensor:
+        """What the output projection reads: the attentional vector after dropout, (..., H), or
+        its projection to the tied embedding's size, (..., E)."""
+        x = self.dropout(feed)
+        return x if self.bottleneck is None else self.bottleneck(x)
+
     def project(self, feed: torch.Tensor) -> torch.Tensor:
-        return self.out(self.dropout(feed))  # logits (..., V)
+        return self.out(self.output_features(feed))  # logits (..., V)
 
 
 class Seq2Seq(nn.Module):

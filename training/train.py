@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import math
 import os
+import random
 import time
 from pathlib import Path
 
@@ -33,7 +34,9 @@ from training.data import (
     build_tokenizer,
     encode_pairs,
     filter_length,
+    load_tokenizer,
     read_pairs,
+    reversed_pairs,
     split_pairs,
 )
 from training.distributed import Distributed
@@ -56,21 +59,27 @@ def load_data(cfg: TrainConfig) -> tuple[list[Pair], list[Pair], list[Pair]]:
             [Pair(s, t, -1) for s, t in valid],
             [Pair(s, t, -1) for s, t in test],
         )
-    splits = split_pairs(read_pairs(cfg.data))
+    pairs = read_pairs(cfg.data)
+    splits = split_pairs(reversed_pairs(pairs) if cfg.reverse else pairs)
     if not splits.train or not splits.valid:
         raise DataError(f"{cfg.data}: too few lines for a training and a validation split")
     return splits.train, splits.valid, splits.test
 
 
 def build_tokenizers(cfg: TrainConfig, train: list[Pair]) -> tuple[Tokenizer, Tokenizer]:
+    """Each side's tokeniser file (`s2s subword train`) where one is given, else a vocabulary
+    counted from the training split."""
     max_size = cfg.max_vocab or None
-    src = build_tokenizer(
-        [p.src for p in train], cfg.src_kind, cfg.min_freq, max_size, cfg.data, cfg.lowercase
-    )
-    tgt = build_tokenizer(
-        [p.tgt for p in train], cfg.tgt_kind, cfg.min_freq, max_size, cfg.data, cfg.lowercase
-    )
-    return src, tgt
+    sides = []
+    for file, kind, texts in (
+        (cfg.src_tokenizer, cfg.src_kind, [p.src for p in train]),
+        (cfg.tgt_tokenizer, cfg.tgt_kind, [p.tgt for p in train]),
+    ):
+        if file:
+            sides.append(load_tokenizer(file))
+        else:
+            sides.append(build_tokenizer(texts, kind, cfg.min_freq, max_size, cfg.data, cfg.lowercase))
+    return sides[0], sides[1]
 
 
 def learning_rate(cfg: TrainConfig, step: int, plateau_factor: float) -> float:
@@ -239,6 +248,9 @@ def _train(cfg: TrainConfig, device: torch.device, ddp: Distributed) -> dict:
     with progress.logs_through_bars(bars):
         while not stop and history["epochs"] < cfg.epochs:
             epoch = history["epochs"]
+            if cfg.bpe_dropout:  # a fresh cut of the training text every epoch, from the seed
+                rng = random.Random(cfg.seed * 1000 + epoch)
+                train_ex = encode_pairs(train_pairs, src_tok, tgt_tok, cfg.bpe_dropout, rng)
             epoch_batches = batches(
                 train_ex,
                 cfg.batch_size,
