@@ -10,6 +10,9 @@ import numpy as np
 from s2s.tokenizer import SPACE_MARK
 
 SPACE_SHOWN = "␣"  # a visible space for character-level axes
+# Tried glyph by glyph after DejaVu Sans, which has no Hangul or CJK, where installed (Debian:
+# fonts-nanum, fonts-noto-cjk): Korean tokens on an axis need one of them.
+FALLBACK_FONTS = ("NanumGothic", "Noto Sans CJK KR", "Noto Sans CJK JP", "Noto Sans CJK SC")
 
 
 def axis_labels(pieces: Sequence[str]) -> list[str]:
@@ -25,6 +28,14 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def font_family() -> list[str]:
+    """DejaVu Sans, then the installed fallback fonts, for rcParams["font.family"]."""
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans", *(name for name in FALLBACK_FONTS if name in installed)]
 
 
 def save_figure(fig, path: str | Path) -> Path:
@@ -52,7 +63,14 @@ def plot_attention(
             f"and {len(src_pieces)} source tokens"
         )
     width, height = max(4.0, 0.32 * cols + 1.8), max(3.0, 0.32 * rows + 1.4)
-    fig, ax = plt.subplots(figsize=(width, height), dpi=120)
+    with plt.rc_context({"font.family": font_family()}):
+        return _draw(plt, attention, src_pieces, out_pieces, path, title, (width, height))
+
+
+def _draw(plt, attention, src_pieces, out_pieces, path, title, size) -> Path:
+    """The heatmap itself, drawn with the fonts in effect."""
+    rows, cols = attention.shape
+    fig, ax = plt.subplots(figsize=size, dpi=120)
     image = ax.imshow(attention, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     src_labels = axis_labels(src_pieces)
     upright = max(len(label) for label in src_labels) <= 2  # characters read best unrotated

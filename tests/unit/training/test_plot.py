@@ -39,3 +39,13 @@ def test_curves_of_a_full_history_and_of_an_old_one(tmp_path: Path) -> None:
     with pytest.raises(CurveError, match="no losses"):
         plot_curves({"valid_loss": [], "train_loss": []}, tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_korean_tokens_are_drawn_with_an_installed_cjk_font(tmp_path: Path) -> None:
+    from training.plot import font_family
+
+    if len(font_family()) == 1:
+        pytest.skip("no CJK font installed (Debian: fonts-nanum), so Hangul would draw as boxes")
+    # A glyph missing from every font is a matplotlib warning, which the test settings make an error.
+    path = plot_attention(np.eye(3), ["▁안녕", "하세요", "."], ["▁Hello", "▁there", "."], tmp_path / "ko.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
