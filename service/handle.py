@@ -61,14 +61,17 @@ class RequestHandle:
     _items: asyncio.Queue = field(default_factory=asyncio.Queue)
     _closed: bool = False  # the final item (Result or error) has been delivered to the queue
     cancel_requested: bool = False
+    deadline_passed: bool = False  # set with cancel_requested when the deadline is why
 
     # -- consumer side ---------------------------------------------------------------------------
-    def cancel(self) -> None:
+    def cancel(self, deadline_passed: bool = False) -> None:
         """Stop decoding this request; its rows leave the batch within one step and the
-        iterator raises Cancelled. No effect once the request has finished."""
+        iterator raises Cancelled. No effect once the request has finished. deadline_passed:
+        the caller knows its deadline is why (gRPC cancelled the call when it fired)."""
         if self._closed or self.cancel_requested:
             return
         self.cancel_requested = True
+        self.deadline_passed = deadline_passed
         if self._on_cancel is not None:
             self._on_cancel(self)
 

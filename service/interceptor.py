@@ -35,6 +35,7 @@ from grpc import aio
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from service import call_info
+from service.status import deadline_passed
 
 GRPC_LABELS = ("grpc_service", "grpc_method", "grpc_type")
 access_log = logging.getLogger("s2s.access")
@@ -128,10 +129,7 @@ def _code_after_exception(exc: BaseException, context: aio.ServicerContext) -> g
     if isinstance(exc, GeneratorExit):
         return grpc.StatusCode.CANCELLED  # grpc closed a streaming handler whose call ended
     if isinstance(exc, asyncio.CancelledError):
-        remaining = context.time_remaining()
-        if remaining is not None and remaining <= 0:
-            return grpc.StatusCode.DEADLINE_EXCEEDED
-        return grpc.StatusCode.CANCELLED
+        return grpc.StatusCode.DEADLINE_EXCEEDED if deadline_passed(context) else grpc.StatusCode.CANCELLED
     if set_code is not None and set_code is not grpc.StatusCode.OK:
         return set_code  # context.abort() raised after setting it
     return grpc.StatusCode.UNKNOWN  # what grpc.aio sends for an escaped exception

@@ -361,7 +361,7 @@ class Scheduler:
 
 
 def _gone_reason(handle: RequestHandle, now: float) -> str:
-    """Why a cancelled request left: gRPC cancels a call whose deadline fired in its core too,
-    so a cancellation at or after the deadline is counted as the deadline."""
+    """Why a cancelled request left: gRPC cancels a call whose deadline fired in its core too
+    (the servicer says so), and its clock and ours may differ by a millisecond either way."""
     deadline = handle.request.deadline
-    return "deadline" if deadline is not None and now >= deadline else "cancelled"
+    return "deadline" if handle.deadline_passed or (deadline is not None and now >= deadline) else "cancelled"

@@ -19,7 +19,7 @@ from service.errors import InvalidRequest
 from service.handle import DecodeRequest, TokenEvent
 from service.registry import LoadedModel, ModelRegistry
 from service.responses import StreamText, translation_result
-from service.status import maps_service_errors
+from service.status import deadline_passed, maps_service_errors
 from service.validation import (
     DecodeSettings,
     Source,
@@ -92,8 +92,9 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
             # All are decoding already; awaiting in order costs nothing and needs no extra tasks.
             results = [await handle.result() for handle in handles]
         finally:
+            late = deadline_passed(context)
             for handle in handles:
-                handle.cancel()  # no-op for finished requests; frees rows on error or client cancel
+                handle.cancel(late)  # no-op for finished requests; frees rows on error or client cancel
         tokenizer = model.bundle.tgt_tokenizer
         return pb.TranslateResponse(
             results=[
@@ -123,7 +124,7 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
                 result = translation_result(item.hypotheses, source, tokenizer, settings)
                 yield pb.TranslateStreamResponse(result=pb.StreamResult(result=result, model=_spec(model)))
         finally:
-            handle.cancel()  # the client went away or an error: free the rows within one step
+            handle.cancel(deadline_passed(context))  # the client went away or an error: free the rows
 
     @maps_service_errors
     async def GetModelInfo(self, request: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext):

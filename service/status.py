@@ -91,6 +91,18 @@ def _details(exc: Exception) -> list[any_pb2.Any]:
     return []
 
 
+# A client cancels its call when its own deadline timer fires, a moment before the server's does
+# (the server's deadline counts from when the headers arrived, after the transit and any queue
+# in front of the handler): a cancellation this close to the deadline is the deadline.
+DEADLINE_SLACK_S = 0.05
+
+
+def deadline_passed(context: grpc.aio.ServicerContext) -> bool:
+    """Whether the call's deadline has passed, or all but DEADLINE_SLACK_S of it."""
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= DEADLINE_SLACK_S
+
+
 def code_for(exc: Exception) -> grpc.StatusCode:
     """The status code a client sees for `exc`; INTERNAL for anything unexpected."""
     for error_type, code in STATUS_CODES:

@@ -108,7 +108,7 @@ def scrape(url: str) -> dict[tuple[str, frozenset], float]:
     }
 
 
-def scrape_settled(url: str, timeout_s: float = 10.0) -> dict[tuple[str, frozenset], float]:
+def scrape_settled(url: str, timeout_s: float = 30.0) -> dict[tuple[str, frozenset], float]:
     """A scrape taken once every started call is also counted as handled. A client has its
     status a moment before the server's interceptor records it, so a scrape right after a call
     may miss that call."""

@@ -158,11 +158,26 @@ async def test_a_deadline_that_passes_mid_step_is_deadline_exceeded_and_not_logg
         scraped = scrape_settled(measured.metrics_server.url)
         return sample(scraped, "s2s_requests_finished_total", model=ENDLESS_MODEL, reason=reason)
 
-    await until(lambda: finished("deadline") + finished("cancelled") == 80)  # rows leave within a step
-    assert finished("deadline") == 80
+    # Under load a call may expire before any of its texts reach the scheduler (gRPC cancels it
+    # before dispatch): what is counted is what was received, and all of it as the deadline.
     scraped = scrape_settled(measured.metrics_server.url)
-    assert (
-        sample(scraped, "grpc_server_handled_total", grpc_method="Translate", grpc_code="DEADLINE_EXCEEDED")
-        == 20
+    received = sample(scraped, "s2s_requests_received_total", model=ENDLESS_MODEL)
+    assert received > 0
+    reasons = ("deadline", "cancelled", "eos", "max_length", "error")
+    try:
+        await until(lambda: sum(finished(r) for r in reasons) >= received)  # rows leave within a step
+    except AssertionError:
+        raise AssertionError({"received": received, **{r: finished(r) for r in reasons}}) from None
+    assert finished("deadline") == received and finished("cancelled") == 0
+    scraped = scrape_settled(measured.metrics_server.url)
+    started = sample(scraped, "grpc_server_started_total", grpc_method="Translate")
+    late = sample(
+        scraped, "grpc_server_handled_total", grpc_method="Translate", grpc_code="DEADLINE_EXCEEDED"
     )
+    handled = {
+        dict(labels)["grpc_code"]: value
+        for (name, labels), value in scraped.items()
+        if name == "grpc_server_handled_total" and dict(labels)["grpc_method"] == "Translate"
+    }
+    assert 0 < started == late, handled  # every call that reached a handler, as DEADLINE_EXCEEDED
     assert not _errors(caplog)
