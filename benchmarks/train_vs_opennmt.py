@@ -70,6 +70,11 @@ seed: 1234
 """
 
 SIZE = ["--emb-dim", "128", "--hidden", "256", "--layers", "2", "--bidirectional", "--dropout", "0.3"]
+# The output projection tied to the target embedding (hidden 256 -> emb -> vocabulary) frees the
+# projection's parameters for wider embeddings: emb 320 with 4,000 BPE pieces a side is 5,144,992
+# parameters, 4.3% above the reference's 4,932,816.
+TIED_BPE = ["--hidden", "256", "--layers", "2", "--bidirectional", "--dropout", "0.3", "--emb-dim", "320",
+            "--tie-embeddings"]  # fmt: skip
 SCHEDULE = ["--batch-size", "64", "--lr", "0.002", "--lr-schedule", "cosine", "--warmup-steps", "100",
             "--epochs", "100", "--patience", "100", "--label-smoothing", "0.1"]  # fmt: skip
 # name: (s2s train flags besides data, out, steps and threads; subword vocabularies to learn first
@@ -84,6 +89,10 @@ RECIPES: dict[str, tuple[list[str], list[tuple[str, int]], float]] = {
         ["--src-kind", "word", "--tgt-kind", "word", *SIZE, "--score", "additive", *SCHEDULE,
          "--ema-decay", "0.998"],
         [], 1.5,
+    ),
+    "tied-bpe": (
+        [*TIED_BPE, "--score", "additive", *SCHEDULE, "--ema-decay", "0.998"],
+        [("src", 4000), ("tgt", 4000)], 1.5,
     ),
 }  # fmt: skip
 
