@@ -101,6 +101,10 @@ class Draining(ServiceError):
     """The server is shutting down and takes no new work."""
 
 
+class EngineUnavailable(ServiceError):
+    """The decode engine's process stopped (it is being restarted): the call may be retried."""
+
+
 class StepFailed(ServiceError):
     """Decoding failed on the server (ONNX Runtime inside a step, or a request's search): the
     requests concerned fail with INTERNAL and the decode loop goes on. The cause is logged once,

@@ -89,6 +89,7 @@ class _DecoderMetrics:
     running_rows: Gauge
     queue_capacity: Gauge
     batch_capacity: Gauge
+    engine_restarts: Counter
     model_info: Info
 
     @classmethod
@@ -195,6 +196,12 @@ class _DecoderMetrics:
             batch_capacity=Gauge(
                 "batch_capacity_rows", "Configured batch limit (max_rows).", labels, **common
             ),
+            engine_restarts=Counter(
+                "engine_restarts",
+                "Decode engine processes started again after one died (--engine process).",
+                labels,
+                **common,
+            ),
             model_info=Info(
                 "model",
                 "The loaded model bundle: build version of s2s and the bundle's sha256.",
@@ -286,6 +293,7 @@ class SchedulerMetrics:
         self._running_rows = m.running_rows.labels(**labels)
         self._queue_capacity = m.queue_capacity.labels(**labels)
         self._batch_capacity = m.batch_capacity.labels(**labels)
+        self._engine_restarts = m.engine_restarts.labels(**labels)
 
     def remove(self) -> None:
         """Drop every series of this model (it was unloaded): a stale gauge of a model that is
@@ -321,6 +329,9 @@ class SchedulerMetrics:
             self._output_length.observe(output_tokens)
             if output_tokens > 0:
                 self._time_per_token.observe(duration_s / output_tokens)
+
+    def engine_restarted(self) -> None:
+        self._engine_restarts.inc()
 
     def encoder_run(self, rows: int, seconds: float) -> None:
         self._step["encoder"].observe(seconds)

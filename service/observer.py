@@ -29,6 +29,9 @@ class SchedulerObserver(Protocol):
 
     def occupancy(self, queued: int, queued_rows: int, running_requests: int, running_rows: int) -> None: ...
 
+    def engine_restarted(self) -> None:
+        """A decode engine process died and a new one serves (service/engine_process.py)."""
+
     def remove(self) -> None:
         """The model was unloaded: forget its series."""
 
@@ -58,6 +61,9 @@ class NullObserver:
         pass
 
     def occupancy(self, queued: int, queued_rows: int, running_requests: int, running_rows: int) -> None:
+        pass
+
+    def engine_restarted(self) -> None:
         pass
 
     def remove(self) -> None:

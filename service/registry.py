@@ -25,6 +25,7 @@ from s2s.bundle import (
     load_bundle,
     sha256_file,
 )
+from service.engine_process import ProcessScheduler
 from service.errors import LastModel, ModelNotFound, shown
 from service.observer import NullObserver, SchedulerObserver
 from service.pool import SchedulerPool
@@ -34,11 +35,21 @@ from service.scheduler import Scheduler, SchedulerConfig
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the server needs of a runner whose sessions live in the engine's process."""
+
+    provider: str
+
+    def warm_up(self) -> None:
+        pass  # the engine warmed up before it said it was ready
+
+
 @dataclass
 class LoadedModel:
     bundle: Bundle
-    runner: Runner
-    scheduler: Scheduler | SchedulerPool
+    runner: Runner | EngineInfo
+    scheduler: Scheduler | SchedulerPool | ProcessScheduler
     bundle_sha: str  # sha256 of manifest.json, which pins every file's sha256
     observer: SchedulerObserver = field(default_factory=NullObserver)  # its metrics
 
@@ -85,13 +96,18 @@ def open_model(bundle: Bundle, runner_config: RunnerConfig, scheduler_config: Sc
     """Build a checked bundle's runner and scheduler (not started, not warmed up; blocking:
     run it in a thread)."""
     path = bundle.path
+    sha = sha256_file(bundle.path / MANIFEST)
+    if scheduler_config.engine == "process":
+        engine = ProcessScheduler(bundle.path, runner_config, scheduler_config)
+        engine.open()  # raises ProviderUnavailable, EngineStartError
+        engine.observer = observer = observer_for(bundle, sha, engine.provider)
+        return LoadedModel(bundle, EngineInfo(engine.provider), engine, sha, observer)
     try:
         runner = Runner.from_bundle(bundle, runner_config)
     except ProviderUnavailable:
         raise
     except Exception as exc:  # onnxruntime raises its own types for unreadable graphs
         raise BundleError(f"bundle {path}: ONNX Runtime cannot load its graphs: {exc}") from exc
-    sha = sha256_file(bundle.path / MANIFEST)
     observer = observer_for(bundle, sha, runner.provider)
     scheduler = (
         SchedulerPool(runner, scheduler_config, scheduler_config.decode_threads, observer)

@@ -48,6 +48,9 @@ __all__ = ["DecodeRequest", "RequestHandle", "Result", "Scheduler", "SchedulerCo
 log = logging.getLogger(__name__)
 
 
+ENGINES = ("thread", "process")
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
     max_rows: int = 64  # decoder rows per step across requests (a beam request holds beam_size)
@@ -60,6 +63,9 @@ class SchedulerConfig:
     max_batch_wait_ms: float = 0.0  # when idle, wait this long for more requests before starting
     max_requests: int = 0  # requests decoded together; 0 = as many as max_rows holds, 1 = no batching
     decode_threads: int = 1  # decode loops sharing the sessions (service/pool.py); >1 builds a pool
+    # "thread": the decode loop is a thread of the server's process; "process": it runs in a
+    # process of its own (service/engine_process.py), off the GIL that grpc.aio holds.
+    engine: str = "thread"
     max_beam: int = 16  # per-request limits, checked again at submit (the servicer checks first)
     max_src_tokens: int = 256
     max_output_len: int = 512
@@ -73,6 +79,10 @@ class SchedulerConfig:
                 f"decode_threads >= 1; got {self.max_rows}, {self.max_queue}, {self.max_batch_wait_ms}, "
                 f"{self.max_requests}, {self.decode_threads}"
             )
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {self.engine!r}")
+        if self.engine == "process" and self.decode_threads > 1:
+            raise ValueError("the process engine runs one decode loop; decode_threads must be 1")
         if self.max_beam > self.max_rows:
             raise ValueError(f"max_beam ({self.max_beam}) cannot exceed max_rows ({self.max_rows})")
 
@@ -148,13 +158,7 @@ class Scheduler:
         """Queue every request of one call, or none of them: a call refused part-way would have
         cost the rows of its admitted part for nothing. Raises at once: Draining,
         InvalidRequest, QueueFull (with the turn the caller should retry at)."""
-        if self._draining:
-            self.observer.request_rejected("draining")
-            raise Draining("server is shutting down; retry on another replica")
-        bad = [v for r in requests for v in self._violations(r)]
-        if bad:
-            self.observer.request_rejected("invalid")
-            raise InvalidRequest(bad)
+        refuse_unless_valid(self.config, self.observer, self._draining, requests)
         rows = sum(r.beam_size for r in requests)
         with self._cv:
             queued = self._waiting_rows
@@ -172,22 +176,6 @@ class Scheduler:
             self.observer.request_queued(len(r.src_ids))
         return handles
 
-    def _violations(self, r: DecodeRequest) -> list[FieldViolation]:
-        c, bad = self.config, []
-        if not 1 <= len(r.src_ids) <= c.max_src_tokens:
-            bad.append(FieldViolation("src_ids", f"need 1..{c.max_src_tokens} tokens, got {len(r.src_ids)}"))
-        if not 1 <= r.beam_size <= c.max_beam:
-            bad.append(FieldViolation("beam_size", f"must be 1..{c.max_beam}, got {r.beam_size}"))
-        elif not 1 <= r.n_best <= r.beam_size:
-            bad.append(FieldViolation("n_best", f"must be 1..beam_size ({r.beam_size}), got {r.n_best}"))
-        if not 1 <= r.max_len <= c.max_output_len:
-            bad.append(FieldViolation("max_len", f"must be 1..{c.max_output_len}, got {r.max_len}"))
-        if not 0 <= r.length_penalty <= MAX_LENGTH_PENALTY:
-            bad.append(
-                FieldViolation("length_penalty", f"must be 0..{MAX_LENGTH_PENALTY:g}, got {r.length_penalty}")
-            )
-        return bad
-
     def _cancel(self, handle: RequestHandle) -> None:
         # Answer at once; the decode thread sees cancel_requested and drops the rows before its
         # next step (or the request before it ever starts).
@@ -200,7 +188,7 @@ class Scheduler:
         self._live.discard(handle)
         if waiting:
             now = time.monotonic()
-            self.observer.request_finished(_gone_reason(handle, now), now - handle.submitted, 0)
+            self.observer.request_finished(gone_reason(handle, now), now - handle.submitted, 0)
 
     def _deliver(self, deliveries: list[Delivery]) -> None:
         for handle, item in deliveries:
@@ -291,7 +279,8 @@ class Scheduler:
         if newcomers:
             part = self._encode(newcomers)
             self._batch = DecodeBatch.concatenate([b for b in (self._batch, part) if b is not None])
-        if self._batch is None:
+        if self._batch is None:  # every row left (cancelled, expired): the gauges must say so
+            self.observer.occupancy(len(self._waiting), self._waiting_rows, len(self._running), 0)
             return
         batch = self._batch
         k = max(s.search.k for s in self._running.values())
@@ -302,7 +291,7 @@ class Scheduler:
         for key, (start, stop) in batch.row_ranges().items():
             state = self._running[key]
             if state.handle.cancel_requested:  # cancelled while the step ran
-                self._drop(key, _gone_reason(state.handle, now), now)
+                self._drop(key, gone_reason(state.handle, now), now)
                 continue
             try:
                 parents = advance_request(state, output, start, stop, now, self._out, self.observer)
@@ -334,7 +323,7 @@ class Scheduler:
         for key, state in list(self._running.items()):
             deadline = state.handle.request.deadline
             if state.handle.cancel_requested:
-                self._drop(key, _gone_reason(state.handle, now), now)
+                self._drop(key, gone_reason(state.handle, now), now)
             elif deadline is not None and now >= deadline:
                 self._out.append((state.handle, DeadlineExceeded("deadline passed while decoding")))
                 self._drop(key, "deadline", now)
@@ -360,7 +349,38 @@ class Scheduler:
         )
 
 
-def _gone_reason(handle: RequestHandle, now: float) -> str:
+def refuse_unless_valid(config: SchedulerConfig, observer: SchedulerObserver, draining: bool,
+                        requests: Sequence[DecodeRequest]) -> None:  # fmt: skip
+    """Raise (and count) Draining or InvalidRequest for a call that may not be queued."""
+    if draining:
+        observer.request_rejected("draining")
+        raise Draining("server is shutting down; retry on another replica")
+    bad = [v for r in requests for v in violations(config, r)]
+    if bad:
+        observer.request_rejected("invalid")
+        raise InvalidRequest(bad)
+
+
+def violations(c: SchedulerConfig, r: DecodeRequest) -> list[FieldViolation]:
+    """What is wrong with `r` against the per-request limits (the servicer checks first, with
+    the client's field names; this guards every other caller)."""
+    bad = []
+    if not 1 <= len(r.src_ids) <= c.max_src_tokens:
+        bad.append(FieldViolation("src_ids", f"need 1..{c.max_src_tokens} tokens, got {len(r.src_ids)}"))
+    if not 1 <= r.beam_size <= c.max_beam:
+        bad.append(FieldViolation("beam_size", f"must be 1..{c.max_beam}, got {r.beam_size}"))
+    elif not 1 <= r.n_best <= r.beam_size:
+        bad.append(FieldViolation("n_best", f"must be 1..beam_size ({r.beam_size}), got {r.n_best}"))
+    if not 1 <= r.max_len <= c.max_output_len:
+        bad.append(FieldViolation("max_len", f"must be 1..{c.max_output_len}, got {r.max_len}"))
+    if not 0 <= r.length_penalty <= MAX_LENGTH_PENALTY:
+        bad.append(
+            FieldViolation("length_penalty", f"must be 0..{MAX_LENGTH_PENALTY:g}, got {r.length_penalty}")
+        )
+    return bad
+
+
+def gone_reason(handle: RequestHandle, now: float) -> str:
     """Why a cancelled request left: gRPC cancels a call whose deadline fired in its core too
     (the servicer says so), and its clock and ours may differ by a millisecond either way."""
     deadline = handle.request.deadline

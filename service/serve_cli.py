@@ -27,6 +27,7 @@ DEFAULTS = {
     "max_batch_wait_ms": 0.0,
     "max_requests": 0,
     "decode_threads": 1,
+    "engine": "thread",
     "max_beam": 16,
     "max_src_tokens": 256,
     "max_output_len": 512,
@@ -153,6 +154,14 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
         default=DEFAULTS["decode_threads"],
         help="decode loops sharing the model's sessions (with --max-requests 1: a worker pool)",
     )
+    add_option(
+        p,
+        "--engine",
+        choices=("thread", "process"),
+        default=DEFAULTS["engine"],
+        help="where the decode loop runs: a thread of the server, or a process of its own per model "
+        "(off the GIL that gRPC holds; restarted if it dies)",
+    )
     add_option(p, "--max-texts", type=int, default=DEFAULTS["max_texts"], help="texts per Translate call")
     add_option(
         p, "--max-text-chars", type=int, default=DEFAULTS["max_text_chars"], help="characters per text"
@@ -252,6 +261,7 @@ def server_config(args: argparse.Namespace):  # -> service.config.ServerConfig (
             max_batch_wait_ms=args.max_batch_wait_ms,
             max_requests=args.max_requests,
             decode_threads=args.decode_threads,
+            engine=args.engine,
             max_beam=args.max_beam,
             max_src_tokens=args.max_src_tokens,
             max_output_len=args.max_output_len,

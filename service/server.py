@@ -146,11 +146,32 @@ class _ModelHealth:
     def __init__(self, health_servicer: health.aio.HealthServicer, registry: ModelRegistry, metrics):
         self.health, self.registry, self.metrics = health_servicer, registry, metrics
         self._names: set[str] = set()
+        self.serving_overall = False  # set once warm-up is done: until then everything is NOT_SERVING
 
     async def changed(self, report: ReloadReport | None = None) -> None:
         names = {m.name for m in self.registry.models}
+        # A name serves while one of its versions has a decode engine up (a process engine that
+        # died is NOT_SERVING until its restart is done); the service as a whole while all do.
+        up = {m.name for m in self.registry.models if getattr(m.scheduler, "serving", True)}
+        for model in self.registry.models:
+            listeners = getattr(model.scheduler, "listeners", None)
+            if listeners is not None and self.changed not in listeners:
+                listeners.append(self.changed)
         for name in names:
-            await self.health.set(f"{SERVICE_NAME}/{name}", health_pb2.HealthCheckResponse.SERVING)
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if name in up
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            await self.health.set(f"{SERVICE_NAME}/{name}", status)
+        if self.serving_overall:
+            overall = (
+                health_pb2.HealthCheckResponse.SERVING
+                if up == names
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for service_name in HEALTH_SERVICES:
+                await self.health.set(service_name, overall)
         for name in self._names - names:
             await self.health.set(f"{SERVICE_NAME}/{name}", health_pb2.HealthCheckResponse.NOT_SERVING)
         self._names = names
@@ -247,8 +268,7 @@ async def running_server(config: ServerConfig) -> AsyncIterator[RunningServer]:
             # that arrive meanwhile wait in the queue (health still says NOT_SERVING).
             await asyncio.to_thread(registry.warm_up)
         await registry.start()
-        for name in HEALTH_SERVICES:
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        model_health.serving_overall = True
         await model_health.changed()
         lazy.metrics.set_serving(True)
         log.info(

@@ -16,7 +16,7 @@ from s2s.options import add_option
 
 VARIANTS = (
     *("torch", "ort", "sched", "server", "server-stream"),
-    *("server-per-request", "server-pool", "grpc-floor"),
+    *("server-per-request", "server-pool", "grpc-floor", "server-process", "server-process-stream"),
 )
 
 
@@ -94,8 +94,9 @@ def _make_variants(args, bundle, setup) -> list:
         else:
             per_request = name == "server-per-request"
             target = None if per_request else args.server or None  # --server is the batching one
-            stream = name == "server-stream"
-            made.append(v.GrpcServer(bundle, setup, stream, target, args.max_rows, per_request))
+            stream = name in ("server-stream", "server-process-stream")
+            engine = "process" if name.startswith("server-process") else "thread"
+            made.append(v.GrpcServer(bundle, setup, stream, target, args.max_rows, per_request, engine))
     return made
 
 

@@ -32,10 +32,28 @@ class BenchPlan:
 
 
 def _process_cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds of this process (pid None) or of `pid` (Linux /proc)."""
+    """User + system CPU seconds of this process (pid None) or of `pid` and the processes it
+    started (the decode engines of `s2s serve --engine process`), from Linux /proc."""
     if pid is None:
         return time.process_time()  # all threads; finer than /proc's 10 ms ticks
-    return proc_cpu_s(f"/proc/{pid}/stat")
+    total = proc_cpu_s(f"/proc/{pid}/stat")
+    for child in _children(pid):
+        try:
+            total += _process_cpu_s(child)
+        except OSError:  # it ended meanwhile
+            pass
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as fh:
+                found.extend(int(c) for c in fh.read().split())
+        except OSError:
+            pass
+    return found
 
 
 def cpu_seconds(variant) -> tuple[float, float] | None:

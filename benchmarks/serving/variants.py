@@ -160,8 +160,10 @@ class GrpcServer:
         target: str | None = None,
         max_rows=128,
         per_request: bool = False,
+        engine: str = "thread",  # `s2s serve --engine`
     ):
         self.bundle, self.setup, self.stream, self.target = bundle, setup, stream, target
+        self.engine = engine
         self.max_rows = max_rows
         # (b) served: the same server with batching off, `workers` loops of one request each, the
         # way a worker-pool server decodes; it pays the same gRPC path as (c).
@@ -171,6 +173,8 @@ class GrpcServer:
             self.name = "s2s-server-stream"
         if per_request:
             self.name = "server-per-request"
+        if engine == "process":
+            self.name = "s2s-server-process-stream" if stream else "s2s-server-process"
 
     async def start(self) -> None:
         from service.client import AsyncTranslatorClient
@@ -190,7 +194,7 @@ class GrpcServer:
         if self.per_request:
             return command + ["--threads", str(self.setup.threads), "--decode-threads",
                               str(self.setup.workers), "--max-requests", "1"]  # fmt: skip
-        return command + ["--threads", str(self.setup.server_threads)]
+        return command + ["--threads", str(self.setup.server_threads), "--engine", self.engine]
 
     @property
     def server_pid(self) -> int | None:

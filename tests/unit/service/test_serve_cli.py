@@ -32,6 +32,7 @@ def test_help_defaults_equal_the_dataclass_defaults() -> None:
         "max_batch_wait_ms": scheduler.max_batch_wait_ms,
         "max_requests": scheduler.max_requests,
         "decode_threads": scheduler.decode_threads,
+        "engine": scheduler.engine,
         "max_beam": scheduler.max_beam,
         "max_src_tokens": scheduler.max_src_tokens,
         "max_output_len": scheduler.max_output_len,

@@ -1,0 +1,191 @@
+"""The decode engine's own process: one bundle's ONNX Runtime sessions and its decode loop, fed
+over a pipe by the server (service/engine_process.py holds the other end).
+
+Why a process: the decode loop's Python bookkeeping (beam searches, batch filtering) and grpc.aio's
+event loop and poller share one GIL when they live in one process, so each waits for the other
+and cores stay idle (docs/performance.md). Here the loop has an interpreter of its own.
+
+The loop is the Scheduler's own (service/scheduler.py), unchanged: `EngineCore` only replaces
+where requests come from (the pipe, read by this process's main thread) and where deliveries go
+(one message back per decoder step: the step's token events and results, the keys that joined
+the batch, and the observer calls, which the server replays on its metrics).
+
+Messages in: ("load", bundle_dir, RunnerConfig, SchedulerConfig, log level) first; then
+("submit", [(key, submitted, DecodeRequest), ...]), ("cancel", key, deadline_passed), ("stop",).
+Out: ("ready", provider) or ("failed", kind, message) once, then per step
+("out", [(key, item), ...], admitted_keys, observer_calls). An error item travels as
+("error", type name, message): exceptions do not pickle reliably, and the names are few.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from service.handle import DecodeRequest, TokenEvent
+from service.scheduler import Scheduler, SchedulerConfig, gone_reason
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class EngineHandle:
+    """The engine's side of a request: what the decode loop reads of a RequestHandle."""
+
+    request: DecodeRequest
+    key: int
+    submitted: float  # time.monotonic() in the server: one clock for every process on the host
+    cancel_requested: bool = False
+    deadline_passed: bool = False
+
+
+class RecordingObserver:
+    """Keeps the decode loop's observer calls for the next message: the metrics live in the
+    server. Called from both of the engine's threads."""
+
+    def __init__(self) -> None:
+        self._calls: list[tuple[str, tuple]] = []
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str):
+        def record(*args) -> None:
+            with self._lock:
+                self._calls.append((name, args))
+
+        return record
+
+    def take(self) -> list[tuple[str, tuple]]:
+        with self._lock:
+            calls, self._calls = self._calls, []
+        return calls
+
+
+class EngineCore(Scheduler):
+    """The Scheduler's decode thread, fed by the pipe instead of an event loop."""
+
+    def __init__(self, runner, config: SchedulerConfig, conn: Connection):
+        super().__init__(runner, config, RecordingObserver())
+        self._conn = conn
+        self._by_key: dict[int, EngineHandle] = {}  # waiting or running, for cancel (under _cv)
+        self._admitted: list[int] = []  # keys that joined the batch since the last message
+        self._send_lock = threading.Lock()
+
+    def serve(self) -> None:
+        """Read commands until ("stop",) or until the server is gone; then fail what is left
+        with Draining (the server has answered those calls already) and return."""
+        thread = threading.Thread(target=self._decode_thread, name="s2s-decode", daemon=True)
+        thread.start()
+        try:
+            while True:
+                message = self._conn.recv()
+                if message[0] == "submit":
+                    self._enqueue(message[1])
+                elif message[0] == "cancel":
+                    self._cancel_key(message[1], message[2])
+                elif message[0] == "stop":
+                    break
+        except (EOFError, OSError):
+            log.info("the server closed the pipe; the engine stops")
+        with self._cv:
+            self._abort = True
+            self._cv.notify()
+        thread.join()
+
+    def _enqueue(self, items: list[tuple[int, float, DecodeRequest]]) -> None:
+        with self._cv:
+            for key, submitted, request in items:
+                handle = EngineHandle(request, key, submitted)
+                self._by_key[key] = handle
+                self._waiting.append(handle)
+                self._waiting_rows += request.beam_size
+            self._cv.notify()
+
+    def _cancel_key(self, key: int, deadline_passed: bool) -> None:
+        # The server has answered the call; here its rows leave (before the next step) and it is
+        # counted, once, with its reason.
+        with self._cv:
+            handle = self._by_key.pop(key, None)
+            if handle is None:  # finished meanwhile: its result crossed the cancel in the pipe
+                return
+            handle.deadline_passed = deadline_passed
+            handle.cancel_requested = True
+            waiting = handle in self._waiting
+            if waiting:
+                self._waiting.remove(handle)
+                self._waiting_rows -= handle.request.beam_size
+        if waiting:  # counted now: an idle decode thread would not send it before the next step
+            now = time.monotonic()
+            self.observer.request_finished(gone_reason(handle, now), now - handle.submitted, 0)
+            self._send(("out", [], [], self.observer.take()))
+
+    def _admit(self, now: float) -> list:
+        admitted = super()._admit(now)
+        self._admitted.extend(h.key for h in admitted)  # lock held, as in Scheduler._admit
+        return admitted
+
+    def _flush(self) -> None:
+        """One message per decoder step, whatever it carries."""
+        calls = self.observer.take()
+        with self._cv:
+            admitted, self._admitted = self._admitted, []
+            for handle, item in self._out:
+                if not isinstance(item, TokenEvent):
+                    self._by_key.pop(handle.key, None)
+        if not (self._out or calls or admitted):
+            return
+        deliveries = [(handle.key, _wire(item)) for handle, item in self._out]
+        self._out = []
+        self._send(("out", deliveries, admitted, calls))
+
+    def _send(self, message: tuple) -> None:
+        with self._send_lock:  # both threads send
+            try:
+                self._conn.send(message)
+            except (BrokenPipeError, OSError):
+                pass  # the server is gone; the main thread sees EOF and stops the loop
+
+
+def _wire(item):
+    if isinstance(item, BaseException):
+        return ("error", type(item).__name__, str(item))
+    return item
+
+
+def main(argv: list[str]) -> int:
+    """The engine process (`python -m service.engine_worker FD`): FD is its end of the socket
+    pair. Load, warm up, say ready, serve; exit when told to stop or when the server is gone."""
+    # The server decides when the engine stops: a Ctrl-C or a SIGTERM sent to the whole process
+    # group must not end it before the server has drained.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    conn = Connection(int(argv[0]))
+    try:
+        _, bundle_dir, runner_config, config, log_level = conn.recv()
+    except (EOFError, OSError):
+        return 1
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[engine]: %(message)s")
+    from s2s.bundle import load_bundle
+    from service.runner import ProviderUnavailable, Runner
+
+    try:
+        runner = Runner.from_bundle(load_bundle(Path(bundle_dir)), runner_config)
+        runner.warm_up()
+    except ProviderUnavailable as exc:
+        conn.send(("failed", "provider", str(exc)))
+        return 1
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the server says it and refuses to start
+        conn.send(("failed", "bundle", f"bundle {bundle_dir}: ONNX Runtime cannot load its graphs: {exc}"))
+        return 1
+    conn.send(("ready", runner.provider))
+    EngineCore(runner, config, conn).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,179 @@
+"""The decode engine in a process of its own (`--engine process`, issue 14): what the thread engine
+proves, proved again across the process boundary (same answers, streaming, cancellation,
+deadlines, drain, metrics), and what only a process can do: die. Then its calls get UNAVAILABLE,
+its model reports NOT_SERVING until a new engine serves, and the other models never notice."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from e2e_support import DEFAULT_MODEL, ENDLESS_MODEL, E2EModels, date_texts, e2e_config, until
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from local_server import sample, scrape_settled
+
+from s2s.v1 import translator_pb2 as pb
+from s2s.v1 import translator_pb2_grpc as pb_grpc
+from service.engine_process import ProcessScheduler
+from service.server import RunningServer, running_server
+
+ENDLESS = pb.ModelSpec(name=ENDLESS_MODEL)
+
+
+def _config(models: E2EModels, engine: str, **overrides):
+    config = e2e_config(models, metrics_port=0, **overrides)
+    return dataclasses.replace(config, scheduler=dataclasses.replace(config.scheduler, engine=engine))
+
+
+@pytest.fixture
+async def engine_server(models: E2EModels) -> AsyncIterator[RunningServer]:
+    async with running_server(_config(models, "process")) as running:
+        yield running
+
+
+def _engine(server: RunningServer, name: str) -> ProcessScheduler:
+    scheduler = server.registry.get(name).scheduler
+    assert isinstance(scheduler, ProcessScheduler)
+    return scheduler
+
+
+def _answers(response: pb.TranslateResponse) -> list[tuple]:
+    return [
+        (h.text, tuple(h.token_ids), round(h.score, 4), tuple(round(v, 4) for v in h.attention.values))
+        for result in response.results
+        for h in result.hypotheses
+    ]
+
+
+@pytest.mark.parametrize("options", [pb.DecodeOptions(), pb.DecodeOptions(beam_size=4, n_best=2)])
+async def test_the_process_engine_answers_as_the_thread_engine_does(models: E2EModels, options):
+    options.return_attention = True
+    request = pb.TranslateRequest(texts=date_texts(8), options=options)
+    answers = {}
+    for engine in ("thread", "process"):
+        async with running_server(_config(models, engine)) as server:
+            async with grpc.aio.insecure_channel(server.address) as channel:
+                stub = pb_grpc.TranslatorStub(channel)
+                alone = await stub.Translate(request, timeout=30)
+                # Batch invariance across the boundary: the same texts among 7 other calls.
+                together = await asyncio.gather(*(stub.Translate(request, timeout=30) for _ in range(8)))
+                assert all(_answers(t) == _answers(alone) for t in together)
+                answers[engine] = _answers(alone)
+    assert answers["process"] == answers["thread"]
+    assert any(a[3] for a in answers["process"])  # attention came back too
+
+
+async def test_streaming_crosses_the_boundary(engine_server: RunningServer):
+    async with grpc.aio.insecure_channel(engine_server.address) as channel:
+        stub = pb_grpc.TranslatorStub(channel)
+        request = pb.TranslateRequest(texts=["1 May 2001"], options=pb.DecodeOptions(beam_size=3))
+        unary = await stub.Translate(request, timeout=30)
+        stream = stub.TranslateStream(
+            pb.TranslateStreamRequest(text="1 May 2001", options=pb.DecodeOptions(beam_size=3)), timeout=30
+        )
+        tokens, final = [], None
+        async for message in stream:
+            if message.HasField("token"):
+                tokens.append(message.token.token_id)
+            else:
+                final = message.result.result
+    best = unary.results[0].hypotheses[0]
+    assert final is not None and tuple(final.hypotheses[0].token_ids) == tuple(best.token_ids)
+    assert tuple(tokens) == tuple(best.token_ids)
+
+
+async def test_cancellation_and_deadlines_free_the_engines_rows(engine_server: RunningServer):
+    url = engine_server.metrics_server.url
+    endless = pb.TranslateRequest(
+        texts=["1 May 2001"] * 4, options=pb.DecodeOptions(max_length=512), model=ENDLESS
+    )
+    async with grpc.aio.insecure_channel(engine_server.address) as channel:
+        stub = pb_grpc.TranslatorStub(channel)
+        call = stub.Translate(endless, timeout=60)
+        engine = _engine(engine_server, ENDLESS_MODEL)
+        await until(lambda: engine.running_requests == 4)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        with pytest.raises(grpc.aio.AioRpcError) as late:
+            await stub.Translate(endless, timeout=0.05)  # 512 steps take longer
+        assert late.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def finished(reason: str) -> float:
+        return sample(scrape_settled(url), "s2s_requests_finished_total", model=ENDLESS_MODEL, reason=reason)
+
+    reasons = ("cancelled", "deadline", "eos", "max_length", "error")
+    try:
+        await until(lambda: finished("cancelled") == 4 and finished("deadline") == 4)
+    except AssertionError:
+        raise AssertionError({r: finished(r) for r in reasons}) from None
+    await until(lambda: sample(scrape_settled(url), "s2s_running_rows", model=ENDLESS_MODEL) == 0)
+    assert engine.running_requests == 0 and engine.queued_rows == 0
+
+
+async def test_a_drain_completes_what_the_engine_holds(models: E2EModels):
+    heavy = pb.TranslateRequest(texts=date_texts(8), options=pb.DecodeOptions(beam_size=4, max_length=64),
+                                model=ENDLESS)  # fmt: skip
+    async with running_server(_config(models, "process")) as server:
+        channel = grpc.aio.insecure_channel(server.address)
+        stub = pb_grpc.TranslatorStub(channel)
+        calls = [asyncio.ensure_future(stub.Translate(heavy, timeout=60)) for _ in range(6)]
+        engine = _engine(server, ENDLESS_MODEL)
+        await until(lambda: engine.running_requests + engine.queued == 48)  # every call received
+        pid = engine.engine_pid
+        await server.stop()
+        answers = await asyncio.gather(*calls)
+        await channel.close()
+    assert all(len(a.results) == 8 and len(a.results[0].hypotheses[0].token_ids) == 64 for a in answers)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the engine stopped with the server
+
+
+async def test_a_dead_engine_fails_its_calls_with_unavailable_and_is_restarted(
+    engine_server: RunningServer, caplog: pytest.LogCaptureFixture
+):
+    endless = pb.TranslateRequest(
+        texts=["1 May 2001"] * 2, options=pb.DecodeOptions(max_length=512), model=ENDLESS
+    )
+    async with grpc.aio.insecure_channel(engine_server.address) as channel:
+        stub = pb_grpc.TranslatorStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
+        engine = _engine(engine_server, ENDLESS_MODEL)
+        seen: list[int] = []
+
+        async def watch() -> None:  # the health of the endless model, as a Watch client sees it
+            name = f"s2s.v1.Translator/{ENDLESS_MODEL}"
+            async for reply in health.Watch(health_pb2.HealthCheckRequest(service=name)):
+                seen.append(reply.status)
+
+        watcher = asyncio.ensure_future(watch())
+        calls = [asyncio.ensure_future(stub.Translate(endless, timeout=60)) for _ in range(3)]
+        await until(lambda: engine.running_requests == 6)
+        pid = engine.engine_pid
+        os.kill(pid, signal.SIGKILL)
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        assert [o.code() for o in outcomes] == [grpc.StatusCode.UNAVAILABLE] * 3
+        await until(lambda: engine.serving and engine.engine_pid not in (None, pid))
+        again = await stub.Translate(
+            pb.TranslateRequest(texts=["2 June 2002"], options=pb.DecodeOptions(max_length=3), model=ENDLESS),
+            timeout=30,
+        )
+        assert len(again.results[0].hypotheses[0].token_ids) == 3
+        other = await stub.Translate(pb.TranslateRequest(texts=["3 July 2003"]), timeout=30)
+        assert other.model.name == DEFAULT_MODEL and other.results[0].hypotheses[0].text
+        await until(lambda: seen[-1:] == [health_pb2.HealthCheckResponse.SERVING])
+        watcher.cancel()
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    assert not_serving in seen[seen.index(serving) :]  # it went down, then back up
+    scraped = scrape_settled(engine_server.metrics_server.url)
+    assert sample(scraped, "s2s_engine_restarts_total", model=ENDLESS_MODEL) == 1
+    assert sample(scraped, "s2s_engine_restarts_total", model=DEFAULT_MODEL) == 0
+    assert sample(scraped, "s2s_requests_finished_total", model=ENDLESS_MODEL, reason="error") == 6
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "exited" in errors[0].getMessage()
