@@ -76,6 +76,7 @@ class ProcessScheduler:
         self._conn = None
         self._generation = 0  # which engine a message or an EOF came from
         self._restarting: asyncio.Task | None = None
+        self._outbox: list[tuple] = []  # messages for the engine, sent once per event-loop turn
 
     # -- lifecycle --------------------------------------------------------------------------------
     def open(self) -> None:
@@ -199,10 +200,7 @@ class ProcessScheduler:
                 self.observer.request_rejected("queue_full")
             raise QueueFull(queued, self.config.max_queue, self.retry.refused(1), rows)
         handles = [RequestHandle(r, next(self._keys), _on_cancel=self._cancel) for r in requests]
-        try:
-            self._conn.send(("submit", [(h.key, h.submitted, h.request) for h in handles]))
-        except (BrokenPipeError, OSError):
-            raise EngineUnavailable("the decode engine is restarting; retry") from None
+        self._post(("submit", [(h.key, h.submitted, h.request) for h in handles]))
         for handle in handles:
             self._live[handle.key] = handle
             self._unstarted[handle.key] = handle.request.beam_size
@@ -215,10 +213,24 @@ class ProcessScheduler:
         # Answer at once; the engine drops the rows before its next step and counts the request.
         handle._finish(Cancelled("the client cancelled the request"))
         self._forget(handle.key)
+        self._post(("cancel", handle.key, handle.deadline_passed))
+
+    def _post(self, message: tuple) -> None:
+        # What one turn of the event loop submits and cancels crosses in one message: a message
+        # each would wake the engine's reader thread, and take the GIL from its decode loop, as
+        # many times.
+        self._outbox.append(message)
+        if len(self._outbox) == 1:
+            self._loop.call_soon(self._send_outbox)
+
+    def _send_outbox(self) -> None:
+        messages, self._outbox = self._outbox, []
+        if not messages or self._conn is None:
+            return
         try:
-            self._conn.send(("cancel", handle.key, handle.deadline_passed))
+            self._conn.send(("many", messages))
         except (BrokenPipeError, OSError):
-            pass  # the engine is gone: nothing of this request is left anywhere
+            pass  # the engine is gone: its reader sees EOF and fails these calls with the rest
 
     def _forget(self, key: int) -> None:
         self._live.pop(key, None)
@@ -265,6 +277,7 @@ class ProcessScheduler:
                   "UNAVAILABLE and starting a new one", self.bundle_dir, self._process.pid, code,
                   len(self._live))  # fmt: skip
         self._serving = False
+        self._outbox.clear()  # for the engine that died
         self._fail_live(EngineUnavailable("the decode engine stopped; retry"), count=True)
         self._notify()
         self._restarting = asyncio.ensure_future(self._restart())

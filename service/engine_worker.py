@@ -11,7 +11,8 @@ where requests come from (the pipe, read by this process's main thread) and wher
 the batch, and the observer calls, which the server replays on its metrics).
 
 Messages in: ("load", bundle_dir, RunnerConfig, SchedulerConfig, log level) first; then
-("submit", [(key, submitted, DecodeRequest), ...]), ("cancel", key, deadline_passed), ("stop",).
+("submit", [(key, submitted, DecodeRequest), ...]), ("cancel", key, deadline_passed), ("stop",),
+or ("many", [message, ...]): what one turn of the server's event loop sent.
 Out: ("ready", provider) or ("failed", kind, message) once, then per step
 ("out", [(key, item), ...], admitted_keys, observer_calls). An error item travels as
 ("error", type name, message): exceptions do not pickle reliably, and the names are few.
@@ -82,20 +83,24 @@ class EngineCore(Scheduler):
         thread = threading.Thread(target=self._decode_thread, name="s2s-decode", daemon=True)
         thread.start()
         try:
-            while True:
-                message = self._conn.recv()
-                if message[0] == "submit":
-                    self._enqueue(message[1])
-                elif message[0] == "cancel":
-                    self._cancel_key(message[1], message[2])
-                elif message[0] == "stop":
-                    break
+            while self._handle(self._conn.recv()):
+                pass
         except (EOFError, OSError):
             log.info("the server closed the pipe; the engine stops")
         with self._cv:
             self._abort = True
             self._cv.notify()
         thread.join()
+
+    def _handle(self, message: tuple) -> bool:
+        """Act on one message; False once told to stop."""
+        if message[0] == "many":
+            return all([self._handle(m) for m in message[1]])
+        if message[0] == "submit":
+            self._enqueue(message[1])
+        elif message[0] == "cancel":
+            self._cancel_key(message[1], message[2])
+        return message[0] != "stop"
 
     def _enqueue(self, items: list[tuple[int, float, DecodeRequest]]) -> None:
         with self._cv:
