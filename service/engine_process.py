@@ -20,7 +20,6 @@ import logging
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from multiprocessing.connection import Connection
@@ -45,6 +44,7 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 120.0  # loading and warming up a bundle's sessions in the new process
 STOP_TIMEOUT_S = 10.0  # after ("stop",): a step still running finishes first
+READ_BATCH = 16  # engine messages handled per wake-up of the event loop
 RESTART_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)  # between failed restarts; the last repeats
 # The errors an engine sends, by name (service/engine_worker.py, "_wire").
 ENGINE_ERRORS = {e.__name__: e for e in (Draining, DeadlineExceeded, StepFailed)}
@@ -124,11 +124,10 @@ class ProcessScheduler:
         self._begin_reading()
 
     def _begin_reading(self) -> None:
+        # Read on the event loop itself: a reader thread would take the GIL from it once per
+        # step and wake it with call_soon_threadsafe besides.
         self._serving = True
-        generation, conn = self._generation, self._conn
-        threading.Thread(
-            target=self._read, args=(conn, generation), name="s2s-engine-reader", daemon=True
-        ).start()
+        self._loop.add_reader(self._conn.fileno(), self._readable, self._conn, self._generation)
 
     async def stop(self, grace: float = 0.0) -> None:
         """Take no new work; let accepted requests finish for up to `grace` seconds, then fail
@@ -141,6 +140,8 @@ class ProcessScheduler:
         if self._restarting is not None:
             self._restarting.cancel()
         self._serving = False
+        if self._conn is not None and self._process is not None:
+            self._loop.remove_reader(self._conn.fileno())
         await asyncio.to_thread(self._stop_process)
         await asyncio.sleep(0)
 
@@ -236,18 +237,19 @@ class ProcessScheduler:
         self._live.pop(key, None)
         self._waiting_rows -= self._unstarted.pop(key, 0)
 
-    # -- what comes back (reader thread, then the event loop) ------------------------------------
-    def _read(self, conn, generation: int) -> None:
+    # -- what comes back (event loop) -------------------------------------------------------------
+    def _readable(self, conn: Connection, generation: int) -> None:
         try:
-            while True:
-                message = conn.recv()
-                self._loop.call_soon_threadsafe(self._deliver, message, generation)
+            for _ in range(READ_BATCH):  # then let the loop run its other callbacks
+                if not conn.poll():
+                    return
+                message = conn.recv()  # the engine writes a message whole: this does not wait
+                self._deliver(message, generation)
         except (EOFError, OSError):
-            pass
-        try:
-            self._loop.call_soon_threadsafe(self._engine_gone, generation)
-        except RuntimeError:  # the event loop is closed: the server is gone too
-            pass
+            self._loop.remove_reader(conn.fileno())
+            if generation == self._generation and self._process is not None:
+                conn.close()  # a dead engine's end; a stopping one's is closed by _stop_process
+            self._engine_gone(generation)
 
     def _deliver(self, message, generation: int) -> None:
         if generation != self._generation:

@@ -86,7 +86,7 @@ async def main(args: argparse.Namespace) -> None:
     print({k: [round(v, 3) if v is not None else None for v in vs] for k, vs in ratios.items()})
     errors_logged = sum(1 for line in server_log.splitlines() if " ERROR " in line or "Traceback" in line)
     path = write(
-        "overload", {"args": vars(args), "rows": rows, "ratios": ratios, "server_error_lines": errors_logged}
+        args.name, {"args": vars(args), "rows": rows, "ratios": ratios, "server_error_lines": errors_logged}
     )
     print(f"wrote {path}")
 
@@ -98,5 +98,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per phase")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each phase")
     parser.add_argument("--rounds", type=int, default=2, help="capacity/overload pairs, alternating")
+    parser.add_argument("--name", default="overload", help="writes benchmarks/results/reliability/NAME.json")
     parser.add_argument("server_args", nargs="*", help="extra `s2s serve` options (after --)")
     asyncio.run(main(parser.parse_args()))
