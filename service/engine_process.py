@@ -145,6 +145,10 @@ class ProcessScheduler:
         await asyncio.to_thread(self._stop_process)
         await asyncio.sleep(0)
 
+    def close(self) -> None:
+        """Stop an engine that was opened but never started (blocking)."""
+        self._stop_process()
+
     def _stop_process(self) -> None:
         process, conn = self._process, self._conn
         self._process = None

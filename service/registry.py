@@ -162,11 +162,16 @@ class ModelRegistry:
     ) -> ModelRegistry:
         """Load every bundle (blocking: run it in a thread). observer_for(bundle, manifest sha,
         provider actually used) gives each model's scheduler its metrics observer."""
-        models = [
-            # load_bundle verifies the format and every file's checksum; raises BundleError
-            open_model(load_bundle(path), runner_config, scheduler_config, observer_for)
-            for path in resolve_bundle_dirs(paths)
-        ]
+        models: list[LoadedModel] = []
+        try:
+            for path in resolve_bundle_dirs(paths):
+                # load_bundle verifies the format and every file's checksum; raises BundleError
+                models.append(open_model(load_bundle(path), runner_config, scheduler_config, observer_for))
+        except BaseException:
+            for model in models:  # engine processes already started must not outlive the refusal
+                if isinstance(model.scheduler, ProcessScheduler):
+                    model.scheduler.close()
+            raise
         for model in models:
             log.info("loaded %s/%s from %s on %s", model.name, model.version, model.bundle.path,
                      model.runner.provider)  # fmt: skip

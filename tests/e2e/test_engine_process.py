@@ -18,9 +18,11 @@ from e2e_support import DEFAULT_MODEL, ENDLESS_MODEL, E2EModels, date_texts, e2e
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from local_server import sample, scrape_settled
 
+from s2s.bundle import BundleError
 from s2s.v1 import translator_pb2 as pb
 from s2s.v1 import translator_pb2_grpc as pb_grpc
 from service.engine_process import ProcessScheduler
+from service.runner import ProviderUnavailable
 from service.server import RunningServer, running_server
 
 ENDLESS = pb.ModelSpec(name=ENDLESS_MODEL)
@@ -177,3 +179,36 @@ async def test_a_dead_engine_fails_its_calls_with_unavailable_and_is_restarted(
     assert sample(scraped, "s2s_requests_finished_total", model=ENDLESS_MODEL, reason="error") == 6
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "exited" in errors[0].getMessage()
+
+
+async def test_an_engine_that_cannot_load_refuses_the_start_with_the_reason(models: E2EModels):
+    config = _config(models, "process")
+    no_gpu = dataclasses.replace(config.runner, provider="cuda", require_provider=True)
+    with pytest.raises(ProviderUnavailable, match="CUDA"):
+        async with running_server(dataclasses.replace(config, runner=no_gpu)):
+            pass
+
+
+async def test_a_refused_start_leaves_no_engine_behind(models: E2EModels, tmp_path):
+    from bundle_tools import copy_bundle
+
+    broken = copy_bundle(models.bundle, tmp_path, name="broken")
+    (broken / "decoder_step.onnx").write_bytes(b"not a graph")  # the checksum check refuses it
+    before = _engine_pids()
+    with pytest.raises(BundleError):
+        async with running_server(_config(models, "process", bundles=(models.bundle, broken))):
+            pass
+    assert _engine_pids() == before  # the first model's engine was started, then stopped
+
+
+def _engine_pids() -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    if b"service.engine_worker" in fh.read():
+                        found.add(int(entry))
+            except OSError:
+                pass
+    return found
