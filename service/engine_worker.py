@@ -34,6 +34,8 @@ from service.scheduler import Scheduler, SchedulerConfig, gone_reason
 
 log = logging.getLogger(__name__)
 
+METRICS_DELAY_S = 0.05  # observer calls alone wait this long for a message that carries results
+
 
 @dataclass(eq=False)
 class EngineHandle:
@@ -76,6 +78,7 @@ class EngineCore(Scheduler):
         self._by_key: dict[int, EngineHandle] = {}  # waiting or running, for cancel (under _cv)
         self._admitted: list[int] = []  # keys that joined the batch since the last message
         self._send_lock = threading.Lock()
+        self._last_sent = 0.0  # time.monotonic() of the last message
 
     def serve(self) -> None:
         """Read commands until ("stop",) or until the server is gone; then fail what is left
@@ -135,17 +138,24 @@ class EngineCore(Scheduler):
         return admitted
 
     def _flush(self) -> None:
-        """One message per decoder step, whatever it carries."""
-        calls = self.observer.take()
+        """After each decoder step: what clients wait for goes at once; the observer calls alone
+        (metrics) wait up to METRICS_DELAY_S while the engine is busy, so a long request does not
+        wake the server once per step, and go at once when it falls idle (gauges reach 0)."""
         with self._cv:
             admitted, self._admitted = self._admitted, []
             for handle, item in self._out:
                 if not isinstance(item, TokenEvent):
                     self._by_key.pop(handle.key, None)
-        if not (self._out or calls or admitted):
+            busy = bool(self._running or self._waiting)
+        now = time.monotonic()
+        if not (self._out or admitted) and busy and now - self._last_sent < METRICS_DELAY_S:
+            return
+        calls = self.observer.take()
+        if not (self._out or admitted or calls):
             return
         deliveries = [(handle.key, _wire(item)) for handle, item in self._out]
         self._out = []
+        self._last_sent = now
         self._send(("out", deliveries, admitted, calls))
 
     def _send(self, message: tuple) -> None:
