@@ -16,7 +16,7 @@ import grpc
 import pytest
 from e2e_support import DEFAULT_MODEL, ENDLESS_MODEL, E2EModels, date_texts, e2e_config, until
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from local_server import sample, scrape_settled
+from local_server import sample, scrape, scrape_settled
 
 from s2s.bundle import BundleError
 from s2s.v1 import translator_pb2 as pb
@@ -92,30 +92,50 @@ async def test_streaming_crosses_the_boundary(engine_server: RunningServer):
 
 async def test_cancellation_and_deadlines_free_the_engines_rows(engine_server: RunningServer):
     url = engine_server.metrics_server.url
-    endless = pb.TranslateRequest(
+    filler = pb.TranslateRequest(
         texts=["1 May 2001"] * 4, options=pb.DecodeOptions(max_length=512), model=ENDLESS
     )
+    # Decoded beside the filler, 512 steps of 20 rows: far longer than its 50 ms deadline.
+    late = pb.TranslateRequest(
+        texts=["2 June 2002"] * 4, options=pb.DecodeOptions(beam_size=4, max_length=512), model=ENDLESS
+    )
+
+    def metric(name: str, **labels: str) -> float:
+        # A plain scrape: the server runs on this test's event loop, and scrape_settled's wait
+        # for calls still in flight would block the very loop that must finish them.
+        return sample(scrape(url), name, model=ENDLESS_MODEL, **labels)
+
     async with grpc.aio.insecure_channel(engine_server.address) as channel:
         stub = pb_grpc.TranslatorStub(channel)
-        call = stub.Translate(endless, timeout=60)
+        call = stub.Translate(filler, timeout=60)
         engine = _engine(engine_server, ENDLESS_MODEL)
         await until(lambda: engine.running_requests == 4)
+        for _ in range(5):  # on a loaded machine a short deadline may pass before the call is read
+            with pytest.raises(grpc.aio.AioRpcError) as expired:
+                await stub.Translate(late, timeout=0.05)
+            assert expired.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+            if metric("s2s_requests_received_total") > 4:
+                break
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
-        with pytest.raises(grpc.aio.AioRpcError) as late:
-            await stub.Translate(endless, timeout=0.05)  # 512 steps take longer
-        assert late.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+
+    await until(lambda: engine.running_requests == 0)  # the server has seen the cancel
+    late_received = metric("s2s_requests_received_total") - 4
+    assert late_received >= 4, "no late call reached the engine in 5 tries"
+    reasons = ("cancelled", "deadline", "eos", "max_length", "error")
 
     def finished(reason: str) -> float:
-        return sample(scrape_settled(url), "s2s_requests_finished_total", model=ENDLESS_MODEL, reason=reason)
+        return metric("s2s_requests_finished_total", reason=reason)
 
-    reasons = ("cancelled", "deadline", "eos", "max_length", "error")
+    def settled() -> bool:  # the filler's 4 as cancelled, every late text received as the deadline
+        return finished("cancelled") == 4 and finished("deadline") == late_received
+
     try:
-        await until(lambda: finished("cancelled") == 4 and finished("deadline") == 4)
+        await until(settled)
     except AssertionError:
-        raise AssertionError({r: finished(r) for r in reasons}) from None
-    await until(lambda: sample(scrape_settled(url), "s2s_running_rows", model=ENDLESS_MODEL) == 0)
+        raise AssertionError({"late_received": late_received, **{r: finished(r) for r in reasons}}) from None
+    await until(lambda: metric("s2s_running_rows") == 0)
     assert engine.running_requests == 0 and engine.queued_rows == 0
 
 
