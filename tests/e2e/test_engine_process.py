@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -232,3 +233,22 @@ def _engine_pids() -> set[int]:
             except OSError:
                 pass
     return found
+
+
+def test_a_killed_server_leaves_no_engine_behind(models: E2EModels, tmp_path):
+    from local_server import VENV_BIN, ServerProcess, free_port, wait_serving
+
+    port = free_port()
+    args = [str(VENV_BIN / "s2s"), "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--metrics-port", "off", "--bundle", str(models.bundle), "--engine", "process"]  # fmt: skip
+    before = _engine_pids()
+    with ServerProcess(args, dict(os.environ), tmp_path, tmp_path / "serve.log") as server:
+        wait_serving(server, port)
+        engines = _engine_pids() - before
+        assert len(engines) == 1, server.log()
+        server.process.send_signal(signal.SIGKILL)  # no drain, no goodbye: only EOF on its pipe
+        server.process.wait()
+        deadline = time.monotonic() + 30
+        while engines & _engine_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert not engines & _engine_pids()  # the engine saw EOF and exited
