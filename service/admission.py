@@ -12,21 +12,31 @@ What the server can admit is the peak admission rate seen lately, not the curren
 everyone waiting is asleep, the current rate falls, and advice that followed it would tell the
 next caller to sleep longer while the server idles.
 
-The line advances at a quarter of that capacity. A closed-loop client that was just served calls
+The line advances at a tenth of that capacity. A closed-loop client that was just served calls
 again at once; at overload it finds room only if the returning ones leave some. Turns at the
 full rate would refuse about one call per call served (each refusal costs a round trip of CPU,
 15-30% of a short call's, and in a Python server the dispatch of calls is itself the scarce
-part); at a quarter, about one in four, and the server does not idle while the line is long,
-because the clients it serves keep it busy. This favours the callers already being served over
-those asleep in the line, as adaptive-LIFO servers do: under overload, bounded latency for the
-calls accepted comes before fairness between callers. When they do not (few clients, large calls),
-work is admitted into a queue less than half full: the line was too long, it starts again now.
+part); at a tenth, about one in ten, and the server does not idle while the line is long,
+because the clients it serves keep it busy. (A quarter was tried first: at 10x overload its
+refusals, about one per four calls served, were enough to back calls up in front of the event
+loop; docs/reliability.md.) This favours the callers already being served over those asleep in
+the line, as adaptive-LIFO servers do: under overload, bounded latency for the calls accepted
+comes before fairness between callers.
+
+When the callers served do not keep the server busy (few clients, large calls), the line was too
+long: once work is admitted into a bound less than half full and nobody has been refused for
+`quiet_s`, the line starts again. Both conditions, because at overload the fill swings: a step
+that finishes many calls at once empties half the bound for a moment while hundreds of callers
+are still asleep in the line, and restarting it then handed the next refusals turns of a few
+milliseconds, which came straight back (measured with the engine in its own process, whose
+results arrive a step at a time).
 
 Plain arithmetic on the event loop's thread; nothing here knows gRPC or the scheduler.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -43,7 +53,8 @@ class RetryAdvice:
     peak_window_s: float = 30.0  # how slowly the capacity estimate (the peak rate) forgets
     min_evidence: float = 8.0  # calls admitted lately before the capacity estimate is trusted
     cold_s: float = 0.05  # the advice until then
-    line_share: float = 0.25  # the line advances at this share of the capacity (see above)
+    line_share: float = 0.1  # the line advances at this share of the capacity (see above)
+    quiet_s: float = 0.25  # the line restarts only after this long without a refusal (see above)
     jitter: float = 0.2  # each turn is moved by up to this fraction of its wait, either way
 
 
@@ -58,6 +69,7 @@ class RetryAdvisor:
         self._peak = 0.0  # peak of rate(), decayed with peak_window_s
         self._since = clock()
         self._line_ends = 0.0  # clock time at which the last refused caller's turn comes
+        self._last_refusal = -math.inf  # clock time of the last refusal
 
     def _age(self) -> None:
         now = self._clock()
@@ -70,8 +82,8 @@ class RetryAdvisor:
         self._age()
         self._admitted += units
         self._peak = max(self._peak, self._admitted / self.advice.window_s)
-        if fill < 0.5:  # room to spare: nobody needs to wait for a turn
-            self._line_ends = self._since
+        if fill < 0.5 and self._since - self._last_refusal >= self.advice.quiet_s:
+            self._line_ends = self._since  # room to spare and nobody turned away: no line needed
 
     def rate(self) -> float:
         """Units admitted per second lately."""
@@ -86,7 +98,7 @@ class RetryAdvisor:
     def refused(self, units: float = 1.0) -> float:
         """Seconds the caller refused should wait: its turn in the line."""
         a, capacity = self.advice, self.capacity()
-        now = self._since
+        now = self._last_refusal = self._since
         if capacity * a.window_s < a.min_evidence:  # too few admissions to tell a rate
             return a.cold_s
         self._line_ends = max(self._line_ends, now) + units / (capacity * a.line_share)
@@ -101,21 +113,34 @@ class CallLimits:
     read (RESOURCE_EXHAUSTED with RetryInfo), so a flood costs a refusal each, not a backlog."""
 
     max_calls: int = 256  # Translator (streams included), Admin and reflection calls
-    max_streams: int = 64  # TranslateStream calls (each also holds one of max_calls)
+    max_streams: int = 64  # TranslateStream calls (each also holds one of max_calls and max_decoding)
     max_health_calls: int = 64  # health Check/Watch: a pool of their own, so probes never wait behind work
+    # Translate and TranslateStream calls; 0 = the scheduler's max_rows (`for_rows`). Every such call
+    # needs at least one decoder row, so more than a batch's rows of them can only wait: not in the
+    # scheduler's queue, which is bounded, but in front of the event loop, unseen and unbounded,
+    # where refused and accepted calls wait alike (measured at 10x overload: refusals p99 1.5 s at
+    # 96 of them, 43 ms at 64; docs/reliability.md).
+    max_decoding: int = 0
 
     def __post_init__(self) -> None:
         for name in ("max_calls", "max_streams", "max_health_calls"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_decoding < 0:
+            raise ValueError(f"max_decoding must be >= 0 (0 = max_rows), got {self.max_decoding}")
+
+    def for_rows(self, max_rows: int) -> CallLimits:
+        """These limits with max_decoding resolved (0 becomes the decoder's max_rows)."""
+        return self if self.max_decoding else dataclasses.replace(self, max_decoding=max_rows)
 
 
 class CallSlots:
-    """Counts calls in progress by kind ("calls", "streams", "health") against CallLimits."""
+    """Counts calls in progress by kind ("calls", "decoding", "streams", "health") against CallLimits."""
 
     def __init__(self, limits: CallLimits, advice: RetryAdvice = RetryAdvice()):
         self.limits = {
             "calls": limits.max_calls,
+            "decoding": limits.max_decoding or limits.max_calls,
             "streams": limits.max_streams,
             "health": limits.max_health_calls,
         }

@@ -21,6 +21,7 @@ Out: ("ready", provider) or ("failed", kind, message) once, then per step
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -185,6 +186,8 @@ def main(argv: list[str]) -> int:
     except (EOFError, OSError):
         return 1
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[engine]: %(message)s")
+    if config.engine_nice:  # before ONNX Runtime starts its threads: they inherit it
+        os.nice(config.engine_nice)
     from s2s.bundle import load_bundle
     from service.runner import ProviderUnavailable, Runner
 

@@ -77,12 +77,13 @@ class QueueFull(Overloaded):
 class TooManyCalls(Overloaded):
     """More calls of this kind are in progress than the server admits at once."""
 
-    kind: str  # "calls", "streams", "admin", "health"
+    kind: str  # "calls", "decoding", "streams", "health"
     limit: int
     retry_after_s: float = field(default=0.1)
 
     def __str__(self) -> str:
-        return f"server is at capacity ({self.limit} {self.kind} in progress); retry later"
+        what = {"decoding": "decoding calls", "health": "health calls"}.get(self.kind, self.kind)
+        return f"server is at capacity ({self.limit} {what} in progress); retry later"
 
 
 class Unauthenticated(ServiceError):

@@ -12,7 +12,10 @@ the server still takes work, and what a request must be on the wire.
   before the request is read). Health stays open for probes. Without a token file, Admin calls
   are taken from loopback peers only.
 - Admission: calls in progress are bounded by kind (service/admission.py); a call beyond a bound
-  is refused at once with RESOURCE_EXHAUSTED and RetryInfo, before its request is read.
+  is refused at once with RESOURCE_EXHAUSTED and RetryInfo, before its request is read. So is a
+  Translate call while every model's decode queue is full (`queue_full`, from the registry): under
+  overload most calls can only be refused, and reading and parsing them first was what filled the
+  event loop.
 - Drain: once `drain()` is called, new Translator and Admin calls get UNAVAILABLE while those
   already in progress finish; `wait_idle()` says when none is left and none has arrived for a
   moment (QUIET_S, waited for at most QUIET_WAIT_S). The moment matters: when gRPC stops, a call
@@ -56,11 +59,14 @@ class _Policy:
     slots: tuple[str, ...]  # CallSlots kinds the call holds while in progress
     scope: str | None  # token scope needed; None: open (health)
     drains: bool  # refused with UNAVAILABLE once the server drains
+    decodes: bool = False  # needs room in a decode queue (refused early while every queue is full)
 
 
 _TRANSLATE = _Policy(("calls",), "translate", True)
+_DECODING = ("calls", "decoding")
 _POLICIES = {
-    f"/{TRANSLATOR}/TranslateStream": _Policy(("calls", "streams"), "translate", True),
+    f"/{TRANSLATOR}/Translate": _Policy(_DECODING, "translate", True, decodes=True),
+    f"/{TRANSLATOR}/TranslateStream": _Policy((*_DECODING, "streams"), "translate", True, decodes=True),
     f"/{ADMIN}/": _Policy(("calls",), "admin", True),
     f"/{HEALTH}/": _Policy(("health",), None, False),
 }
@@ -90,9 +96,16 @@ class FramedHandler(grpc.RpcMethodHandler):
 
 
 class CallGate(aio.ServerInterceptor):
-    def __init__(self, limits: CallLimits | None = None, tokens: TokenFile | None = None):
+    def __init__(
+        self,
+        limits: CallLimits | None = None,
+        tokens: TokenFile | None = None,
+        queue_full: Callable[[], Exception | None] | None = None,
+    ):
         self.slots = CallSlots(limits or CallLimits())
         self.tokens = tokens
+        # The refusal a decoding call gets now without being read (ModelRegistry.all_queues_full).
+        self.queue_full = queue_full
         self._draining = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -136,6 +149,8 @@ class CallGate(aio.ServerInterceptor):
         if full is not None:
             kind, retry_after = full
             return TooManyCalls(kind, self.slots.limits[kind], retry_after)
+        if policy.decodes and self.queue_full is not None:
+            return self.queue_full()
         return None
 
     def _auth_problem(self, scope: str, metadata: Any, peer: str) -> Exception | None:

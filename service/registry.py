@@ -26,7 +26,7 @@ from s2s.bundle import (
     sha256_file,
 )
 from service.engine_process import ProcessScheduler
-from service.errors import LastModel, ModelNotFound, shown
+from service.errors import LastModel, ModelNotFound, QueueFull, shown
 from service.observer import NullObserver, SchedulerObserver
 from service.pool import SchedulerPool
 from service.runner import ProviderUnavailable, Runner, RunnerConfig
@@ -189,6 +189,21 @@ class ModelRegistry:
             what = f"the default model {spec}" if not name else f"model {spec}"
             raise ModelNotFound(f"no {what} is loaded; loaded: {self.specs()}", spec)
         return max(candidates, key=lambda m: _version_key(m.version))
+
+    def all_queues_full(self) -> QueueFull | None:
+        """A QueueFull for the next one-row call when every model's queue is at its bound, else
+        None. The gate asks before it reads a Translator request: a call that can only be
+        refused is refused before it costs a read, a parse and a validation (under overload
+        those refusals, not decoding, filled the event loop: docs/reliability.md). The turn is
+        taken in the default model's line, the one a call without a model name joins."""
+        for model in self._models.values():
+            scheduler = model.scheduler
+            if scheduler.queued_rows < scheduler.config.max_queue:
+                return None
+        default = self.get()
+        scheduler = default.scheduler
+        default.observer.request_rejected("queue_full")
+        return QueueFull(scheduler.queued_rows, scheduler.config.max_queue, scheduler.retry.refused(1), 1)
 
     def specs(self) -> list[str]:
         return [f"{m.name}/{m.version}" for m in self._models.values()]

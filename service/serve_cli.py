@@ -28,6 +28,7 @@ DEFAULTS = {
     "max_requests": 0,
     "decode_threads": 1,
     "engine": "thread",
+    "engine_nice": 10,
     "max_beam": 16,
     "max_src_tokens": 256,
     "max_output_len": 512,
@@ -38,6 +39,7 @@ DEFAULTS = {
     "max_calls": 256,
     "max_streams": 64,
     "max_health_calls": 64,
+    "max_decoding": 0,
     "max_receive_bytes": 0,
 }
 
@@ -162,6 +164,10 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
         help="where the decode loop runs: a thread of the server, or a process of its own per model "
         "(off the GIL that gRPC holds; restarted if it dies)",
     )
+    add_option(
+        p, "--engine-nice", type=int, default=DEFAULTS["engine_nice"],
+        help="niceness of the process engine (0-19): the event loop wins shared cores",
+    )  # fmt: skip
     add_option(p, "--max-texts", type=int, default=DEFAULTS["max_texts"], help="texts per Translate call")
     add_option(
         p, "--max-text-chars", type=int, default=DEFAULTS["max_text_chars"], help="characters per text"
@@ -204,6 +210,10 @@ def _add_admission(p: argparse.ArgumentParser) -> None:
     add_option(
         p, "--max-streams", type=int, default=DEFAULTS["max_streams"],
         help="TranslateStream calls in progress at once (each also counts against --max-calls)",
+    )  # fmt: skip
+    add_option(
+        p, "--max-decoding-calls", type=int, default=DEFAULTS["max_decoding"],
+        help="Translate/TranslateStream calls in progress at once; 0 = --max-rows (more can only wait)",
     )  # fmt: skip
     add_option(
         p, "--max-health-calls", type=int, default=DEFAULTS["max_health_calls"],
@@ -262,6 +272,7 @@ def server_config(args: argparse.Namespace):  # -> service.config.ServerConfig (
             max_requests=args.max_requests,
             decode_threads=args.decode_threads,
             engine=args.engine,
+            engine_nice=args.engine_nice,
             max_beam=args.max_beam,
             max_src_tokens=args.max_src_tokens,
             max_output_len=args.max_output_len,
@@ -271,7 +282,7 @@ def server_config(args: argparse.Namespace):  # -> service.config.ServerConfig (
         max_attention_values=args.max_attention_values,
         grace_period_s=args.grace_period,
         warmup=args.warmup,
-        calls=CallLimits(args.max_calls, args.max_streams, args.max_health_calls),
+        calls=CallLimits(args.max_calls, args.max_streams, args.max_health_calls, args.max_decoding_calls),
         max_receive_bytes=args.max_receive_bytes,
         tls=_tls_config(args),
         health_port=args.health_port,

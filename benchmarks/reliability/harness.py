@@ -45,6 +45,19 @@ def rss_mb(pid: int) -> float:
     return int(re.search(r"VmRSS:\s+(\d+) kB", text).group(1)) / 1024
 
 
+def children(pid: int) -> list[int]:
+    """The direct children of `pid` (its engine processes, with `--engine process`)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    """RSS of `pid` and its children: a server's memory includes its engine processes'."""
+    return rss_mb(pid) + sum(rss_mb(child) for child in children(pid))
+
+
 def peak_rss_mb(pid: int) -> float:
     text = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)) / 1024

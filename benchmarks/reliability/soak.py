@@ -1,11 +1,11 @@
 """Soak: minutes of mixed clients; no error, and RSS flat.
 
-    python benchmarks/reliability/soak.py [--minutes 3] [--clients 64]
+    python benchmarks/reliability/soak.py [--minutes 3] [--clients 64] [--name soak] [-- serve options]
 
 Clients mix one-text greedy calls, 8-text beam-5 calls, streams cancelled part-way, calls with
 attention, and calls whose deadline is too short (DEADLINE_EXCEEDED is their expected answer).
-The server's RSS is sampled every 10 s; growth is measured from the first sample (after a
-minute's worth of warm-up share of the run) to the last.
+The server's RSS (its engine processes' included, with `-- --engine process`) is sampled every
+10 s; growth is measured from the first sample to the last.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncio
 import time
 
 import grpc
-from harness import Server, date_texts, retry_delay_s, rss_mb, table, write
+from harness import Server, date_texts, retry_delay_s, table, tree_rss_mb, write
 
 from s2s.v1 import translator_pb2 as pb
 from s2s.v1 import translator_pb2_grpc as pb_grpc
@@ -64,7 +64,7 @@ async def main(args: argparse.Namespace) -> None:
     texts = date_texts(256, seed=3)
     codes: dict[str, int] = {}
     samples = []
-    with Server() as server:
+    with Server(args.server_args) as server:
         stop = [False]
         channels = [grpc.aio.insecure_channel(server.address) for _ in range(8)]
         clients = [
@@ -74,8 +74,8 @@ async def main(args: argparse.Namespace) -> None:
         started = time.monotonic()
         while time.monotonic() - started < args.minutes * 60:
             await asyncio.sleep(10)
-            samples.append({"s": round(time.monotonic() - started), "rss_mb": round(rss_mb(server.pid), 1),
-                            "answers": sum(codes.values())})  # fmt: skip
+            rss, answers = round(tree_rss_mb(server.pid), 1), sum(codes.values())
+            samples.append({"s": round(time.monotonic() - started), "rss_mb": rss, "answers": answers})
             print(samples[-1], flush=True)
         stop[0] = True
         await asyncio.gather(*clients)
@@ -90,11 +90,13 @@ async def main(args: argparse.Namespace) -> None:
               "error_lines": errors}  # fmt: skip
     print(table(samples, ["s", "rss_mb", "answers"]))
     print({k: v for k, v in result.items() if k not in ("samples", "args")})
-    print(f"wrote {write('soak', result)}")
+    print(f"wrote {write(args.name, result)}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--name", default="soak", help="writes benchmarks/results/reliability/NAME.json")
+    parser.add_argument("server_args", nargs="*", help="extra `s2s serve` options (after --)")
     asyncio.run(main(parser.parse_args()))

@@ -33,6 +33,7 @@ def test_help_defaults_equal_the_dataclass_defaults() -> None:
         "max_requests": scheduler.max_requests,
         "decode_threads": scheduler.decode_threads,
         "engine": scheduler.engine,
+        "engine_nice": scheduler.engine_nice,
         "max_beam": scheduler.max_beam,
         "max_src_tokens": scheduler.max_src_tokens,
         "max_output_len": scheduler.max_output_len,
@@ -43,6 +44,7 @@ def test_help_defaults_equal_the_dataclass_defaults() -> None:
         "max_calls": server.calls.max_calls,
         "max_streams": server.calls.max_streams,
         "max_health_calls": server.calls.max_health_calls,
+        "max_decoding": server.calls.max_decoding,
         "max_receive_bytes": server.max_receive_bytes,
     }
 
