@@ -185,8 +185,8 @@ def main(argv: list[str]) -> int:
     except (EOFError, OSError):
         return 1
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[engine]: %(message)s")
+    from engine.sessions import ProviderUnavailable, Runner
     from s2s.bundle import load_bundle
-    from service.runner import ProviderUnavailable, Runner
 
     try:
         runner = Runner.from_bundle(load_bundle(Path(bundle_dir)), runner_config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.batch import DecodeBatch
+from engine.batch import DecodeBatch
 
 HIDDEN, KEYS, LAYERS = 4, 3, 2
 
