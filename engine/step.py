@@ -81,10 +81,11 @@ def step(runner: Runner, batch: DecodeBatch, decodings: Mapping[int, Decoding]) 
             continue
         index.append(start + parents)
         tokens.append(state.search.next_tokens)
-    survivors = (
-        batch.with_state(out.state, out.feed).select(np.concatenate(index), np.concatenate(tokens))
-        if index
-        else None
-    )
+    survivors = None
+    if index:  # one request alone (the per-request decoder) needs no concatenation
+        rows, prev = (
+            (index[0], tokens[0]) if len(index) == 1 else (np.concatenate(index), np.concatenate(tokens))
+        )
+        survivors = batch.select(rows, prev, state=out.state, feed=out.feed)
     timings = StepTimings(len(batch), out.seconds, time.perf_counter() - started)
     return StepOutcome(events, survivors, timings, gone)
