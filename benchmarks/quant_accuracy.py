@@ -6,7 +6,7 @@
 --data: "dates" (the 2,000 held-out dates) or a pair file (its test split, as `s2s evaluate` cuts
 it); default: the data the bundle's model was trained on.
 
-Decodes each held-out input with the numpy + ONNX Runtime decoder (export/ort_decoder.py, one
+Decodes each held-out input with the numpy + ONNX Runtime decoder (engine/decode.py, one
 request at a time, as the baseline server loop), fp32 and int8 alternating per input so machine
 noise hits both alike. Reports exact match, BLEU and chrF (sacrebleu), how often int8's output
 differs from fp32's, and the median time per sentence. Prints a table, writes JSON.
@@ -24,7 +24,9 @@ import numpy as np
 import onnxruntime as ort
 import sacrebleu
 
-from export.ort_decoder import DecodeConfig, OrtDecoder, OrtModel
+from engine.config import DecodeConfig
+from engine.decode import Decoder
+from engine.sessions import RunnerConfig
 from s2s.bundle import DEFAULT_BUNDLE_DIR, load_bundle
 
 
@@ -45,7 +47,10 @@ def main() -> None:
     bundle = load_bundle(args.bundle)
     data = args.data or bundle.training.get("data") or "dates"
     pairs = [(p.src, p.tgt.strip()) for p in split_pairs_of(data, "test")[: args.limit]]
-    decoders = {p: OrtDecoder(OrtModel(bundle, precision=p, threads=args.threads)) for p in ("fp32", "int8")}
+    decoders = {
+        p: Decoder.open(bundle, RunnerConfig(intra_op_threads=args.threads, precision=p))
+        for p in ("fp32", "int8")
+    }
     results = []
     for beam in [int(b) for b in args.beams.split(",")]:
         config = DecodeConfig(beam_size=beam)
@@ -79,7 +84,7 @@ def main() -> None:
         "threads": args.threads,
         "onnxruntime": ort.__version__,
         "load_average": os.getloadavg(),
-        "decoder": "export.ort_decoder.OrtDecoder, one request at a time, saved optimised graphs",
+        "decoder": "engine.decode.Decoder, one request at a time, saved optimised graphs",
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.sessions import RunnerConfig
 from service.admission import CallLimits
-from service.runner import RunnerConfig
 from service.scheduler import SchedulerConfig
 from service.tls import TlsConfig
 

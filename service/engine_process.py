@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from engine.sessions import ProviderUnavailable, RunnerConfig
 from s2s.bundle import BundleError
 from service.admission import RetryAdvisor
 from service.errors import (
@@ -37,8 +38,7 @@ from service.errors import (
 )
 from service.handle import DecodeRequest, RequestHandle, TokenEvent
 from service.observer import NullObserver, SchedulerObserver
-from service.runner import ProviderUnavailable, RunnerConfig
-from service.scheduler import SchedulerConfig, refuse_unless_valid
+from service.scheduler_config import SchedulerConfig, refuse_unless_valid
 
 log = logging.getLogger(__name__)
 

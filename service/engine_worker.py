@@ -188,8 +188,8 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[engine]: %(message)s")
     if config.engine_nice:  # before ONNX Runtime starts its threads: they inherit it
         os.nice(config.engine_nice)
+    from engine.sessions import ProviderUnavailable, Runner
     from s2s.bundle import load_bundle
-    from service.runner import ProviderUnavailable, Runner
 
     try:
         runner = Runner.from_bundle(load_bundle(Path(bundle_dir)), runner_config)

@@ -9,33 +9,23 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from engine.config import DEFAULTS
+from engine.events import TokenEvent
 from s2s.search import Hypothesis
+
+__all__ = ["DecodeRequest", "RequestHandle", "Result", "TokenEvent"]  # TokenEvent: the engine's own
 
 
 @dataclass(frozen=True)
 class DecodeRequest:
     src_ids: Sequence[int]  # source token ids, no specials, at least one
-    beam_size: int = 1  # 1 = greedy
-    n_best: int = 1  # hypotheses returned, <= beam_size
+    beam_size: int = DEFAULTS.beam_size  # 1 = greedy
+    n_best: int = DEFAULTS.n_best  # hypotheses returned, <= beam_size
     max_len: int = 100  # output tokens at most (the servicer applies max_length_ratio first)
-    length_penalty: float = 0.0  # GNMT alpha; 0 ranks by raw log-probability
-    want_attention: bool = False  # keep attention rows (output × source) in results and events
+    length_penalty: float = DEFAULTS.length_penalty  # GNMT alpha; 0 ranks by raw log-probability
+    want_attention: bool = DEFAULTS.keep_attention  # keep attention rows (output × source)
     deadline: float | None = None  # time.monotonic() seconds; None = no deadline
     stream: bool = False  # emit TokenEvents as tokens become final
-
-
-@dataclass
-class TokenEvent:
-    """Tokens that became final: no later step can change them."""
-
-    position: int  # index of tokens[0] in the output
-    tokens: list[int]
-    # Per-token log-probs. Greedy knows them at once; under beam search the shared prefix is
-    # reported without them (None) and the best hypothesis' tail comes with them at the end.
-    log_probs: list[float] | None
-    attention: np.ndarray | None = None  # (len(tokens), src_len) when want_attention and known
 
 
 @dataclass

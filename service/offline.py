@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from engine.sessions import Runner, RunnerConfig
 from s2s import unk
 from s2s.bundle import DEFAULT_BUNDLE_DIR, Bundle, load_bundle
 from s2s.v1 import translator_pb2 as pb
 from service.config import Limits
 from service.errors import InvalidRequest
 from service.handle import DecodeRequest
-from service.runner import Runner, RunnerConfig
 from service.scheduler import Scheduler, SchedulerConfig
 from service.validation import validate_options, validate_texts
 

@@ -21,11 +21,11 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from engine.sessions import Runner
 from service.admission import RetryAdvisor
 from service.errors import QueueFull
 from service.handle import DecodeRequest, RequestHandle
 from service.observer import NullObserver, SchedulerObserver
-from service.runner import Runner
 from service.scheduler import Scheduler, SchedulerConfig
 
 

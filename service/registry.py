@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.sessions import ProviderUnavailable, Runner, RunnerConfig
 from s2s.bundle import (
     DEFAULT_BUNDLE_DIR,
     MANIFEST,
@@ -29,7 +30,6 @@ from service.engine_process import ProcessScheduler
 from service.errors import LastModel, ModelNotFound, QueueFull, shown
 from service.observer import NullObserver, SchedulerObserver
 from service.pool import SchedulerPool
-from service.runner import ProviderUnavailable, Runner, RunnerConfig
 from service.scheduler import Scheduler, SchedulerConfig
 
 log = logging.getLogger(__name__)

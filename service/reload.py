@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.sessions import ProviderUnavailable, RunnerConfig
 from s2s.bundle import Bundle, BundleError, load_bundle
 from service.registry import LoadedModel, ModelRegistry, ObserverFactory, open_model, resolve_bundle_dirs
-from service.runner import ProviderUnavailable, RunnerConfig
 from service.scheduler import SchedulerConfig
 
 log = logging.getLogger(__name__)

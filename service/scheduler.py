@@ -3,8 +3,9 @@
 Requests wait in a bounded FIFO queue. Before each decoder step the loop drops the rows of
 cancelled and expired requests, admits waiting requests while there is room (oldest first, so a
 long request never starves short ones and nobody waits more than one step once there is room),
-encodes the newcomers in one encoder run and concatenates them into the batch. After the step each
-request's `s2s.search.BeamSearch` picks its surviving rows; finished requests leave at once.
+encodes the newcomers in one encoder run and concatenates them into the batch. The step itself is
+the engine's (engine/step.py, the one shared with the per-request decoder): it advances each
+request's `s2s.search.BeamSearch` and keeps the surviving rows; finished requests leave at once.
 
 The decode loop runs in a thread of its own, which owns the batch, the searches and the ONNX
 Runtime calls (they release the GIL), so the event loop never blocks on them and a step costs no
@@ -22,75 +23,52 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from s2s.search import MAX_LENGTH_PENALTY
-from service.admission import RetryAdvice, RetryAdvisor
-from service.batch import DecodeBatch
-from service.decode_rows import Delivery, Running, advance_request
+from engine.batch import DecodeBatch
+from engine.decoding import Decoding
+from engine.events import Failed, Finished
+from engine.sessions import Runner
+from engine.step import encode, step
+from s2s.search import BeamSearch
+from service.admission import RetryAdvisor
 from service.errors import (
     Cancelled,
     DeadlineExceeded,
     Draining,
-    FieldViolation,
-    InvalidRequest,
     QueueFull,
     StepFailed,
 )
 from service.handle import DecodeRequest, RequestHandle, Result, TokenEvent
 from service.observer import NullObserver, SchedulerObserver
-from service.runner import Runner
+from service.scheduler_config import SchedulerConfig, refuse_unless_valid
 
 __all__ = ["DecodeRequest", "RequestHandle", "Result", "Scheduler", "SchedulerConfig", "TokenEvent"]
 
 log = logging.getLogger(__name__)
 
 
-ENGINES = ("thread", "process")
+Delivery = tuple[RequestHandle, "TokenEvent | Result | BaseException"]
 
 
-@dataclass(frozen=True)
-class SchedulerConfig:
-    max_rows: int = 64  # decoder rows per step across requests (a beam request holds beam_size)
-    # Decoder rows waiting to join (a text with beam b needs b): what bounds an accepted call's
-    # wait, about max_queue / max_rows batches' worth of decoding. One batch by default: at 10x
-    # overload accepted calls then wait ~1.6x what they do at capacity (docs/reliability.md).
-    # A call is admitted whole or refused (QueueFull) at once; one bigger than this is admitted
-    # only when nothing waits.
-    max_queue: int = 64
-    max_batch_wait_ms: float = 0.0  # when idle, wait this long for more requests before starting
-    max_requests: int = 0  # requests decoded together; 0 = as many as max_rows holds, 1 = no batching
-    decode_threads: int = 1  # decode loops sharing the sessions (service/pool.py); >1 builds a pool
-    # "thread": the decode loop is a thread of the server's process; "process": it runs in a
-    # process of its own (service/engine_process.py), off the GIL that grpc.aio holds.
-    engine: str = "thread"
-    # The process engine's niceness. Where cores are shared, the event loop must win them: it
-    # admits, refuses and answers, and a loop the kernel descheduled in favour of decoding let
-    # calls and refusals back up (10x overload: refusals p99 0.8-1.8 s at 0, 74-180 ms at 10-19).
-    engine_nice: int = 10
-    max_beam: int = 16  # per-request limits, checked again at submit (the servicer checks first)
-    max_src_tokens: int = 256
-    max_output_len: int = 512
-    retry: RetryAdvice = field(default_factory=RetryAdvice)  # the RetryInfo sent with QueueFull
+@dataclass(eq=False, kw_only=True)
+class Running(Decoding):
+    """A request in the running batch: the engine's decoding state plus whose it is."""
 
-    def __post_init__(self) -> None:
-        counts = (self.max_rows, self.max_queue, self.decode_threads)
-        if min(counts) < 1 or self.max_batch_wait_ms < 0 or self.max_requests < 0:
-            raise ValueError(
-                f"need max_rows >= 1, max_queue >= 1, max_batch_wait_ms >= 0, max_requests >= 0, "
-                f"decode_threads >= 1; got {self.max_rows}, {self.max_queue}, {self.max_batch_wait_ms}, "
-                f"{self.max_requests}, {self.decode_threads}"
-            )
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {self.engine!r}")
-        if not 0 <= self.engine_nice <= 19:
-            raise ValueError(f"engine_nice must be 0..19, got {self.engine_nice}")
-        if self.engine == "process" and self.decode_threads > 1:
-            raise ValueError("the process engine runs one decode loop; decode_threads must be 1")
-        if self.max_beam > self.max_rows:
-            raise ValueError(f"max_beam ({self.max_beam}) cannot exceed max_rows ({self.max_rows})")
+    handle: RequestHandle
+    started: float  # when it joined the batch (time.monotonic)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.handle.cancel_requested
+
+    @classmethod
+    def start(cls, handle: RequestHandle, eos_id: int, now: float) -> Running:
+        r = handle.request
+        search = BeamSearch(r.beam_size, r.n_best, r.max_len, r.length_penalty, r.want_attention, eos_id)
+        return cls(search=search, src_len=len(r.src_ids), stream=r.stream, handle=handle, started=now)
 
 
 class Scheduler:
@@ -288,36 +266,37 @@ class Scheduler:
         if self._batch is None:  # every row left (cancelled, expired): the gauges must say so
             self.observer.occupancy(len(self._waiting), self._waiting_rows, len(self._running), 0)
             return
-        batch = self._batch
-        k = max(s.search.k for s in self._running.values())
-        output = self.runner.step(batch, k)
-        self.observer.decoder_step(len(batch), output.seconds)
-        index, tokens = [], []
+        outcome = step(self.runner, self._batch, self._running)
+        self.observer.decoder_step(outcome.timings.rows, outcome.timings.decoder_s)
         now = time.monotonic()
-        for key, (start, stop) in batch.row_ranges().items():
+        for key in outcome.gone:
+            self._drop(key, gone_reason(self._running[key].handle, now), now)
+        left = {key for key, event in outcome.events if isinstance(event, Failed)}.union(outcome.gone)
+        for handle in newcomers:  # each took its first step, unless it left without one
+            if handle.key not in left:
+                self.observer.first_token(now - handle.submitted)
+        for key, event in outcome.events:
             state = self._running[key]
-            if state.handle.cancel_requested:  # cancelled while the step ran
-                self._drop(key, gone_reason(state.handle, now), now)
-                continue
-            try:
-                parents = advance_request(state, output, start, stop, now, self._out, self.observer)
-            except Exception:  # noqa: BLE001 - one request's failure must not end the others
-                log.exception("request %d failed", key)
+            if isinstance(event, TokenEvent):
+                self._out.append((state.handle, event))
+            elif isinstance(event, Finished):
+                self._finish(state, event, now)
+            else:
+                assert isinstance(event, Failed), f"unknown engine event {event!r}"
                 self._out.append((state.handle, StepFailed()))
                 self._drop(key, "error", now)
-                continue
-            if parents is None:  # finished: the result is on its way
-                del self._running[key]
-                continue
-            index.append(start + parents)
-            tokens.append(state.search.next_tokens)
-        self._batch = (
-            batch.with_state(output.state, output.feed).select(np.concatenate(index), np.concatenate(tokens))
-            if index
-            else None
-        )
+        self._batch = outcome.batch
         rows = len(self._batch) if self._batch is not None else 0
         self.observer.occupancy(len(self._waiting), self._waiting_rows, len(self._running), rows)
+
+    def _finish(self, state: Running, event: Finished, now: float) -> None:
+        handle = self._running.pop(state.handle.key).handle
+        best = event.hypotheses[0]
+        result = Result(
+            event.hypotheses, state.started - handle.submitted, now - handle.submitted, event.steps
+        )
+        self._out.append((handle, result))
+        self.observer.request_finished(best.finish_reason, now - handle.submitted, len(best.tokens))
 
     def _drop(self, key: int, reason: str, now: float) -> None:
         state = self._running.pop(key)
@@ -342,48 +321,10 @@ class Scheduler:
 
     def _encode(self, handles: list[RequestHandle]) -> DecodeBatch:
         """One encoder run over the newcomers, padded to the longest source."""
-        lengths = np.array([len(h.request.src_ids) for h in handles], dtype=np.int64)
-        src = np.zeros((len(handles), int(lengths.max())), dtype=np.int64)  # 0 = <pad>
-        for i, h in enumerate(handles):
-            src[i, : lengths[i]] = h.request.src_ids
-        started = time.perf_counter()
-        enc = self.runner.encode(src, lengths)
-        self.observer.encoder_run(len(handles), time.perf_counter() - started)
         keys = [h.key for h in handles]
-        return DecodeBatch.build(
-            keys, enc.memory, enc.keys, lengths, enc.init_state, self.runner.graphs.bos_id
-        )
-
-
-def refuse_unless_valid(config: SchedulerConfig, observer: SchedulerObserver, draining: bool,
-                        requests: Sequence[DecodeRequest]) -> None:  # fmt: skip
-    """Raise (and count) Draining or InvalidRequest for a call that may not be queued."""
-    if draining:
-        observer.request_rejected("draining")
-        raise Draining("server is shutting down; retry on another replica")
-    bad = [v for r in requests for v in violations(config, r)]
-    if bad:
-        observer.request_rejected("invalid")
-        raise InvalidRequest(bad)
-
-
-def violations(c: SchedulerConfig, r: DecodeRequest) -> list[FieldViolation]:
-    """What is wrong with `r` against the per-request limits (the servicer checks first, with
-    the client's field names; this guards every other caller)."""
-    bad = []
-    if not 1 <= len(r.src_ids) <= c.max_src_tokens:
-        bad.append(FieldViolation("src_ids", f"need 1..{c.max_src_tokens} tokens, got {len(r.src_ids)}"))
-    if not 1 <= r.beam_size <= c.max_beam:
-        bad.append(FieldViolation("beam_size", f"must be 1..{c.max_beam}, got {r.beam_size}"))
-    elif not 1 <= r.n_best <= r.beam_size:
-        bad.append(FieldViolation("n_best", f"must be 1..beam_size ({r.beam_size}), got {r.n_best}"))
-    if not 1 <= r.max_len <= c.max_output_len:
-        bad.append(FieldViolation("max_len", f"must be 1..{c.max_output_len}, got {r.max_len}"))
-    if not 0 <= r.length_penalty <= MAX_LENGTH_PENALTY:
-        bad.append(
-            FieldViolation("length_penalty", f"must be 0..{MAX_LENGTH_PENALTY:g}, got {r.length_penalty}")
-        )
-    return bad
+        batch, seconds = encode(self.runner, keys, [h.request.src_ids for h in handles])
+        self.observer.encoder_run(len(handles), seconds)
+        return batch
 
 
 def gone_reason(handle: RequestHandle, now: float) -> str:

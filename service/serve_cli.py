@@ -248,9 +248,9 @@ def _add_security(p: argparse.ArgumentParser) -> None:
 
 def server_config(args: argparse.Namespace):  # -> service.config.ServerConfig (imported lazily)
     """The parsed `s2s serve` options as one ServerConfig (raises ValueError on bad values)."""
+    from engine.sessions import RunnerConfig
     from service.admission import CallLimits
     from service.config import ServerConfig
-    from service.runner import RunnerConfig
     from service.scheduler import SchedulerConfig
 
     return ServerConfig(
@@ -307,8 +307,8 @@ def serve(args: argparse.Namespace) -> int:
     """Serve the bundles over gRPC until SIGTERM/SIGINT, then drain for the grace period."""
     import asyncio
 
+    from engine.sessions import ProviderUnavailable
     from s2s.bundle import BundleError
-    from service.runner import ProviderUnavailable
     from service.server import StartupError
     from service.server import serve as run_server
 

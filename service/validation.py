@@ -10,15 +10,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engine.config import DEFAULTS, max_output_length
 from s2s.search import MAX_LENGTH_PENALTY
 from s2s.tokenizer import UNK_ID, Tokenizer
 from s2s.v1 import translator_pb2 as pb
 from service.config import Limits
 from service.errors import FieldViolation, InvalidRequest
-
-DEFAULT_BEAM_SIZE = 1  # greedy unless asked: fastest, and what most callers want
-DEFAULT_N_BEST = 1
-DEFAULT_LENGTH_PENALTY = 0.0  # GNMT alpha 0: plain log-probability ranking
 
 
 @dataclass(frozen=True)
@@ -35,9 +32,7 @@ class DecodeSettings:
 
     def max_len_for(self, src_len: int) -> int:
         """Output-token budget for a source of `src_len` tokens (at least 1)."""
-        if self.max_length_ratio is None:
-            return self.max_length
-        return max(1, min(self.max_length, math.ceil(self.max_length_ratio * src_len)))
+        return max_output_length(src_len, self.max_length, self.max_length_ratio)
 
 
 @dataclass(frozen=True)
@@ -67,15 +62,16 @@ def validate_options(
     default_max_length: int,
     default_max_length_ratio: float | None,
 ) -> DecodeSettings:
-    """Check `options` against the server's limits; unset fields take the defaults.
+    """Check `options` against the server's limits; unset fields take the engine's defaults
+    (engine/config.py: greedy, one hypothesis, length penalty 0).
 
     default_max_length / default_max_length_ratio come from the bundle manifest; the absolute
     default is clamped to the server's limit, so an unset max_length is never an error. The
     default ratio is dropped when the request sets max_length without a ratio.
     """
     bad: list[FieldViolation] = []
-    beam = _check_int(options, "beam_size", DEFAULT_BEAM_SIZE, 1, limits.max_beam, bad)
-    n_best = _check_int(options, "n_best", DEFAULT_N_BEST, 1, limits.max_beam, bad)
+    beam = _check_int(options, "beam_size", DEFAULTS.beam_size, 1, limits.max_beam, bad)
+    n_best = _check_int(options, "n_best", DEFAULTS.n_best, 1, limits.max_beam, bad)
     if n_best > beam >= 1:
         bad.append(FieldViolation("options.n_best", f"must not exceed beam_size ({beam}), got {n_best}"))
     max_length = _check_int(
@@ -88,7 +84,7 @@ def validate_options(
         ratio = options.max_length_ratio
         if not (math.isfinite(ratio) and ratio > 0):
             bad.append(FieldViolation("options.max_length_ratio", f"must be a positive number, got {ratio}"))
-    penalty = DEFAULT_LENGTH_PENALTY
+    penalty = DEFAULTS.length_penalty
     if options.HasField("length_penalty"):
         penalty = options.length_penalty
         if not (math.isfinite(penalty) and 0 <= penalty <= MAX_LENGTH_PENALTY):

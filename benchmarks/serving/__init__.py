@@ -2,6 +2,6 @@
 inputs, alternating, and reports throughput, latency percentiles and their ratios.
 
 Variants (benchmarks/serving/variants.py): PyTorch eager per request, an ONNX Runtime loop per request
-(export/ort_decoder.py), the scheduler in-process, and the s2s gRPC server. Torch is imported only
+(engine/decode.py), the scheduler in-process, and the s2s gRPC server. Torch is imported only
 inside the PyTorch variant.
 """

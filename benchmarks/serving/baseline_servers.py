@@ -4,7 +4,7 @@
   against it measures what Python gRPC, protobuf and the client cost per request on this
   machine before any decoding (`--variants grpc-floor`).
 - `pool`: the common way to serve a seq2seq model without batching: the handler hands each text
-  to `--workers` threads that decode one request at a time with export/ort_decoder.py (one ONNX
+  to `--workers` threads that decode one request at a time with engine/decode.py (one ONNX
   Runtime loop per request). It validates and answers with s2s's own code, so it pays what the
   s2s server pays around the decoding, and no scheduler bookkeeping (`--variants server-pool`).
 
@@ -21,7 +21,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from export.ort_decoder import DecodeConfig, OrtDecoder, OrtModel
+from engine.config import DecodeConfig
+from engine.decode import Decoder
+from engine.sessions import RunnerConfig
 from s2s.bundle import load_bundle
 from s2s.search import Hypothesis
 from s2s.v1 import translator_pb2 as pb
@@ -57,7 +59,7 @@ class FloorServicer(pb_grpc.TranslatorServicer):
 class PoolServicer(pb_grpc.TranslatorServicer):
     def __init__(self, bundle_dir: Path, workers: int, threads: int, precision: str) -> None:
         bundle = load_bundle(bundle_dir)
-        self.decoder = OrtDecoder(OrtModel(bundle, precision=precision, threads=threads))
+        self.decoder = Decoder.open(bundle, RunnerConfig(intra_op_threads=threads, precision=precision))
         self.bundle, self.limits = bundle, Limits()
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="pool-decode")
 

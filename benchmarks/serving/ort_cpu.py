@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 
-from service.runner import Runner
+from engine.sessions import Runner
 
 
 def _thread_ids() -> set[int]:

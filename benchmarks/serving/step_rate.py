@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from engine.batch import DecodeBatch
+from engine.sessions import Runner, RunnerConfig
 from s2s.bundle import Bundle
-from service.batch import DecodeBatch
-from service.runner import Runner, RunnerConfig
 
 
 def step_flops_per_row(bundle: Bundle, src_len: int) -> float:

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.ort_decoder import max_output_length
+from engine.config import max_output_length
 from s2s.bundle import Bundle
 
 
@@ -88,15 +88,20 @@ class TorchEager(_PoolVariant):
 
 
 class OrtPerRequest(_PoolVariant):
-    """(b) export/ort_decoder.py: ONNX Runtime, one request's loop at a time per worker."""
+    """(b) engine/decode.py: ONNX Runtime, one request's loop at a time per worker."""
 
     name = "ort-per-request"
 
     async def start(self) -> None:
-        from export.ort_decoder import DecodeConfig, OrtDecoder, OrtModel
+        from engine.config import DecodeConfig
+        from engine.decode import Decoder
+        from engine.sessions import RunnerConfig
 
-        model = OrtModel(self.bundle, precision=self.setup.precision, threads=self.setup.threads)
-        self.decoder, self._config = OrtDecoder(model), DecodeConfig(beam_size=self.setup.beam_size)
+        config = RunnerConfig(intra_op_threads=self.setup.threads, precision=self.setup.precision)
+        self.decoder, self._config = (
+            Decoder.open(self.bundle, config),
+            DecodeConfig(beam_size=self.setup.beam_size),
+        )
 
     def _decode(self, text: str) -> tuple[int, int, float | None]:
         best = self.decoder.decode_ids(self.bundle.src_tokenizer.encode(text), self._config)[0]
@@ -113,7 +118,7 @@ class InProcessScheduler:
 
     async def start(self) -> None:
         from benchmarks.serving.ort_cpu import OrtCpuMeter
-        from service.runner import Runner, RunnerConfig
+        from engine.sessions import Runner, RunnerConfig
         from service.scheduler import Scheduler, SchedulerConfig
 
         config = RunnerConfig(intra_op_threads=self.setup.server_threads, precision=self.setup.precision)
@@ -256,7 +261,7 @@ class GrpcFloor(GrpcServer):
 
 class GrpcPool(GrpcServer):
     """(b) served the common way (benchmarks/serving/baseline_servers.py): a gRPC handler handing each
-    request to `workers` threads that decode one request at a time with export/ort_decoder.py."""
+    request to `workers` threads that decode one request at a time with engine/decode.py."""
 
     name = "server-pool"
 

@@ -32,6 +32,7 @@ print('\n'.join([r for r in d['dependencies'] if not r.startswith('onnxruntime==
  && python -m compileall -q /opt/venv
 COPY README.md ./
 COPY s2s ./s2s
+COPY engine ./engine
 COPY service ./service
 COPY deploy/docker/check_cuda_libraries.py /opt/s2s/
 # No `pip check`: s2s's metadata asks for `onnxruntime`, which onnxruntime-gpu replaces on purpose.

@@ -30,6 +30,7 @@ print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependenc
 # installed packages, not the sources in the working directory).
 COPY README.md ./
 COPY s2s ./s2s
+COPY engine ./engine
 COPY service ./service
 RUN pip install --no-deps --no-build-isolation . \
  && pip check \

@@ -21,6 +21,7 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml README.md ./
 COPY s2s ./s2s
+COPY engine ./engine
 COPY service ./service
 COPY training ./training
 COPY export ./export

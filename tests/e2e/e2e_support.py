@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from engine.sessions import RunnerConfig
 from s2s.tokenizer import EOS_ID, Tokenizer
 from service.config import ServerConfig
-from service.runner import RunnerConfig
 from service.scheduler import SchedulerConfig
 
 DEFAULT_MODEL = "dates-tiny"

@@ -19,11 +19,11 @@ from e2e_support import DEFAULT_MODEL, ENDLESS_MODEL, E2EModels, date_texts, e2e
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from local_server import sample, scrape, scrape_settled
 
+from engine.sessions import ProviderUnavailable
 from s2s.bundle import BundleError
 from s2s.v1 import translator_pb2 as pb
 from s2s.v1 import translator_pb2_grpc as pb_grpc
 from service.engine_process import ProcessScheduler
-from service.runner import ProviderUnavailable
 from service.server import RunningServer, running_server
 
 ENDLESS = pb.ModelSpec(name=ENDLESS_MODEL)

@@ -12,10 +12,10 @@ from e2e_support import ENDLESS_MODEL, E2EModels, e2e_config
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from engine.sessions import ProviderUnavailable
 from s2s.v1 import translator_pb2 as pb
 from s2s.v1 import translator_pb2_grpc as pb_grpc
 from service.client import AsyncTranslatorClient
-from service.runner import ProviderUnavailable
 from service.server import RunningServer, StartupError, running_server
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

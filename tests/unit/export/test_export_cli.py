@@ -128,7 +128,7 @@ def test_bad_name_or_version_is_rejected_before_any_work(capsys, tmp_path, tiny_
 
 def test_serving_side_modules_do_not_import_torch():
     code = (
-        "import argparse, sys, export.cli, export.ort_decoder, s2s.bundle;"
+        "import argparse, sys, export.cli, engine.decode, s2s.bundle;"
         "export.cli.add_commands(argparse.ArgumentParser().add_subparsers());"
         "heavy = [m for m in ('torch', 'onnx') if m in sys.modules]; assert not heavy, heavy"
     )

@@ -1,4 +1,4 @@
-"""The numpy + ONNX Runtime decoder equals the PyTorch reference decoder token for token.
+"""The numpy + ONNX Runtime decoder (engine/decode.py) equals the PyTorch reference decoder token for token.
 
 For every score type with LSTM and GRU cells, bidirectional encoder, two layers: a small model is
 trained for a few seconds on dates (so its outputs are not near-ties), exported by the real
@@ -13,8 +13,10 @@ import itertools
 import numpy as np
 import pytest
 
+from engine.config import DecodeConfig
+from engine.decode import Decoder
+from engine.sessions import RunnerConfig
 from export.exporter import ExportConfig, export_model
-from export.ort_decoder import DecodeConfig, OrtDecoder, OrtModel
 from export.testing import tiny_model
 
 pytestmark = pytest.mark.slow
@@ -47,7 +49,7 @@ def exported(request, tmp_path_factory, held_out_texts):
         name=f"{cell}-{score}",
     )
     bundle_dir = export_model(model, checkpoint, ExportConfig(out_dir=tmp_path_factory.mktemp("parity")))
-    decoder = OrtDecoder(OrtModel(bundle_dir, threads=1))  # the saved optimised graphs, as served
+    decoder = Decoder.open(bundle_dir, RunnerConfig(intra_op_threads=1))  # saved optimised graphs, as served
     sources = [decoder.bundle.src_tokenizer.encode(t) for t in held_out_texts]
     assert all(sources), "every held-out input must have tokens"
     return model, decoder, sources

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sched_bundle import GatedRunner, load_test_bundle
 
-from service.runner import RunnerConfig
+from engine.sessions import RunnerConfig
 
 
 @pytest.fixture(scope="module")

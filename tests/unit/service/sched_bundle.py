@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.sessions import Runner, StepOutput
 from s2s.bundle import DEFAULT_BUNDLE_DIR, MANIFEST, Bundle, load_bundle
-from service.runner import Runner, StepOutput
 
 
 @functools.cache

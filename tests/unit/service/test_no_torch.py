@@ -1,22 +1,29 @@
-"""The serving path (s2s/, service/) must not import torch: checked in a fresh interpreter."""
+"""The serving path (s2s/, engine/, service/) must not import torch: checked in a fresh interpreter."""
 
 from __future__ import annotations
 
+import pkgutil
 import subprocess
 import sys
+
+import engine
 
 SERVING_MODULES = [
     "s2s.cli", "s2s.bundle", "s2s.search", "s2s.tokenizer", "s2s.v1.translator_pb2_grpc",
     "service.cli", "service.config", "service.server", "service.servicer", "service.registry",
-    "service.scheduler", "service.runner", "service.client", "service.validation", "service.status",
-    "service.responses", "service.metrics", "service.interceptor", "export.ort_decoder",
+    "service.scheduler", "service.client", "service.validation", "service.status",
+    "service.responses", "service.metrics", "service.interceptor", "service.engine_worker",
+    "service.offline",
 ]  # fmt: skip
+# Every module of the decode engine, whichever of them the server happens to import.
+ENGINE_MODULES = [f"engine.{m.name}" for m in pkgutil.iter_modules(engine.__path__)]
 
 
 def test_serving_modules_import_without_torch() -> None:
+    assert "engine.step" in ENGINE_MODULES and "engine.sessions" in ENGINE_MODULES
     code = (
         "import importlib, sys\n"
-        f"for name in {SERVING_MODULES!r}:\n"
+        f"for name in {SERVING_MODULES + ENGINE_MODULES!r}:\n"
         "    importlib.import_module(name)\n"
         "from s2s.cli import build_parser\n"
         "build_parser()\n"  # every subcommand's parser, as `s2s --help` builds them

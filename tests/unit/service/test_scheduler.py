@@ -15,7 +15,8 @@ import time
 import numpy as np
 import pytest
 
-from export.ort_decoder import OrtDecoder, OrtModel
+from engine.decode import Decoder
+from engine.sessions import RunnerConfig
 from s2s.search import BeamSearch
 from service.errors import Cancelled, DeadlineExceeded, Draining, InvalidRequest, QueueFull
 from service.handle import DecodeRequest, Result, TokenEvent
@@ -84,7 +85,7 @@ async def test_results_do_not_depend_on_batching(bundle, scheduler):
 
 
 async def test_results_equal_the_per_request_ort_decoder(bundle, scheduler):
-    reference = OrtDecoder(OrtModel(bundle, threads=1))
+    reference = Decoder.open(bundle, RunnerConfig(intra_op_threads=1))
     requests = _requests(bundle, 24, seed=2)
     handles = [scheduler.submit(r) for r in requests]
     for request, handle in zip(requests, handles, strict=True):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.sessions import RunnerConfig
 from s2s.cli import EXIT_USAGE
 from service import cli, serve_cli
 from service.config import ServerConfig
-from service.runner import RunnerConfig
 from service.scheduler import SchedulerConfig
 
 

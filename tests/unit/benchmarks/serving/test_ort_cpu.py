@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from benchmarks.serving.ort_cpu import OrtCpuMeter
-from service.batch import DecodeBatch
-from service.runner import Runner, RunnerConfig
+from engine.batch import DecodeBatch
+from engine.sessions import Runner, RunnerConfig
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

@@ -1,33 +1,40 @@
-"""export/ort_decoder.py on a real bundle: limits, attention, n-best, bad input."""
+"""engine/decode.py, the per-request decoder, on the shipped bundle: limits, attention, n-best,
+every precision, bad input. (Its equality with the PyTorch reference: tests/unit/export.)"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from export.ort_decoder import DecodeConfig, OrtDecoder, OrtModel, max_output_length
-from s2s.bundle import DEFAULT_BUNDLE_DIR
+from engine.config import DecodeConfig, max_output_length
+from engine.decode import Decoder
+from engine.sessions import RunnerConfig
 
 
 @pytest.fixture(scope="module")
-def decoder(tiny_bundle):
-    return OrtDecoder(OrtModel(tiny_bundle, threads=1))
+def decoder(bundle, runner):
+    return Decoder(runner, bundle)
 
 
 def test_max_output_length():
     assert max_output_length(10, 128, 3.0) == 30
     assert max_output_length(10, 20, 3.0) == 20
     assert max_output_length(10, 20, 0.0) == 20, "ratio 0 means no ratio cap"
+    assert max_output_length(10, 20, None) == 20, "None means no ratio cap"
     assert max_output_length(1, 128, 0.1) == 1, "never below one token"
 
 
-def test_every_precision_of_the_shipped_bundle_translates_dates():
-    # The shipped model is confident (100% on held-out dates); the session's tiny model is not, and
-    # int8 could flip its near-ties, so precisions are compared on the shipped bundle.
+def test_unset_config_fields_take_the_bundle_s_caps():
+    assert DecodeConfig().max_len_for(10, 128, 3.0) == 30
+    assert DecodeConfig(max_length=5).max_len_for(10, 128, 3.0) == 5
+    assert DecodeConfig(max_length_ratio=0.0).max_len_for(10, 128, 3.0) == 128, "0: no ratio cap"
+
+
+def test_every_precision_of_the_shipped_bundle_translates_dates(bundle):
     for precision in ("fp32", "int8", "fp16"):
         for optimized in (False, True):
-            model = OrtModel(DEFAULT_BUNDLE_DIR, precision=precision, optimized=optimized, threads=1)
-            decoder = OrtDecoder(model)
+            config = RunnerConfig(precision=precision, use_saved_optimized=optimized, intra_op_threads=1)
+            decoder = Decoder.open(bundle.path, config)
             for text, iso in (("Tuesday, 10 July 2007", "2007-07-10"), ("3 de marzo de 1999", "1999-03-03")):
                 out, hyp = decoder.translate(text, DecodeConfig(beam_size=3))[0]
                 assert (out, hyp.finish_reason) == (iso, "eos"), (precision, optimized, text)

@@ -1,8 +1,11 @@
 """ONNX Runtime sessions for one bundle: the encoder and the decoder step, per docs/design.md.
 
-The runner knows graphs and arrays, not requests: `encode(src_ids, lengths)` runs the encoder over
-padded sources, `step(batch, k)` runs one decoder step over a `DecodeBatch`. It is called from the
-scheduler's one worker thread only (ONNX Runtime releases the GIL while it runs).
+The one session wrapper of s2s: the server's decode loops, the per-request decoder
+(engine/decode.py) and the benchmarks all open a bundle's graphs here, so providers, session
+options and graph choice are decided in one place. The runner knows graphs and arrays, not
+requests: `encode(src_ids, lengths)` runs the encoder over padded sources, `step(batch, k)` runs
+one decoder step over a `DecodeBatch` (engine/step.py turns that into search progress). ONNX
+Runtime releases the GIL while it runs.
 
 On CUDA the encoder values of the running batch are uploaded once per batch layout
 (`DecodeBatch.encoder_generation`) and stay on the device as OrtValues bound through IOBinding;
@@ -21,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from engine.batch import DecodeBatch
 from s2s.bundle import GRAPHS, Bundle
-from service.batch import DecodeBatch
 
 log = logging.getLogger(__name__)
 

@@ -116,20 +116,33 @@ class DecodeBatch:
     # -- after a step ----------------------------------------------------------------------------
     def with_state(self, state: Mapping[str, np.ndarray], feed: np.ndarray) -> DecodeBatch:
         """The same rows carrying a step's output state (no copy)."""
+        return self._same_layout(dict(state), feed, self.prev_tokens)
+
+    def _same_layout(
+        self, state: dict[str, np.ndarray], feed: np.ndarray, prev_tokens: np.ndarray
+    ) -> DecodeBatch:
+        """These rows' encoder values and layout with another decoder state (no copy)."""
         return DecodeBatch(
             memory=self.memory,
             keys=self.keys,
             src_mask=self.src_mask,
-            state=dict(state),
+            state=state,
             feed=feed,
-            prev_tokens=self.prev_tokens,
+            prev_tokens=prev_tokens,
             row_owner=self.row_owner,
             encoder_generation=self.encoder_generation,
-            _ranges=self._ranges,
+            _ranges=self._ranges,  # same layout, same ranges
         )
 
-    def select(self, index: np.ndarray, prev_tokens: np.ndarray | None = None) -> DecodeBatch | None:
-        """Rows `index` (in that order) of this batch, or None when no row is left.
+    def select(
+        self,
+        index: np.ndarray,
+        prev_tokens: np.ndarray | None = None,
+        state: Mapping[str, np.ndarray] | None = None,  # a step's output for these rows; None: own
+        feed: np.ndarray | None = None,  # likewise
+    ) -> DecodeBatch | None:
+        """Rows `index` (in that order) of this batch, or None when no row is left; with a step's
+        output `state` and `feed` in place of the batch's own when given.
 
         `index` must keep each request's rows contiguous. When the row → request layout is
         unchanged (beam reordering inside requests), the encoder values are kept as they are:
@@ -139,24 +152,19 @@ class DecodeBatch:
         index = np.asarray(index, dtype=np.int64)
         if index.size == 0:
             return None
+        state = self.state if state is None else state
+        feed = self.feed if feed is None else feed
         if prev_tokens is None:
             prev_tokens = self.prev_tokens[index]
-        owners = self.row_owner[index]
-        state = {name: np.ascontiguousarray(v[:, index]) for name, v in self.state.items()}
-        feed = np.ascontiguousarray(self.feed[index])
         prev_tokens = np.ascontiguousarray(prev_tokens, dtype=np.int64)
+        if index.size == len(self) and (index == np.arange(index.size)).all():
+            # Every row in order (greedy steps, beams that kept their order): nothing to gather.
+            return self._same_layout(dict(state), feed, prev_tokens)
+        owners = self.row_owner[index]
+        state = {name: np.ascontiguousarray(v[:, index]) for name, v in state.items()}
+        feed = np.ascontiguousarray(feed[index])
         if np.array_equal(owners, self.row_owner):
-            return DecodeBatch(
-                memory=self.memory,
-                keys=self.keys,
-                src_mask=self.src_mask,
-                state=state,
-                feed=feed,
-                prev_tokens=prev_tokens,
-                row_owner=self.row_owner,
-                encoder_generation=self.encoder_generation,
-                _ranges=self._ranges,  # same layout, same ranges
-            )
+            return self._same_layout(state, feed, prev_tokens)
         src_mask = self.src_mask[index]
         real = np.flatnonzero(src_mask.any(axis=0))
         src_len = int(real[-1]) + 1 if real.size else 1  # trim padding no remaining row needs

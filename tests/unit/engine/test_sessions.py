@@ -1,6 +1,6 @@
-"""Runner: provider selection, session options, graph choice, and the encoder/step contract of
-docs/design.md on real bundles in real ONNX Runtime sessions. Only CPU runs here; the CUDA
-choice is tested through the provider-selection logic."""
+"""Runner (engine/sessions.py): provider selection, session options, graph choice, and the
+encoder/step contract of docs/design.md on real bundles in real ONNX Runtime sessions. Only CPU
+runs here; the CUDA choice is tested through the provider-selection logic."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from s2s.bundle import BundleError
-from service.batch import DecodeBatch
-from service.runner import (
+from engine.batch import DecodeBatch
+from engine.sessions import (
     GraphFiles,
     ProviderUnavailable,
     Runner,
@@ -22,13 +21,9 @@ from service.runner import (
     resolve_provider,
     session_options,
 )
+from s2s.bundle import BundleError
 
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
-
-
-@pytest.fixture(scope="module")
-def runner(bundle):
-    return Runner.from_bundle(bundle, RunnerConfig(intra_op_threads=1, warmup_rows=(1, 3)))
 
 
 # -- provider selection ------------------------------------------------------------------------
@@ -41,7 +36,7 @@ def test_cuda_keeps_cpu_behind_it_for_ops_cuda_lacks():
 
 
 def test_missing_cuda_falls_back_to_cpu_and_says_so(caplog):
-    with caplog.at_level(logging.WARNING, logger="service.runner"):
+    with caplog.at_level(logging.WARNING, logger="engine.sessions"):
         assert resolve_provider("cuda", [CPU], required=False) == [CPU]
     assert "CUDAExecutionProvider is not available" in caplog.text
 
@@ -58,7 +53,7 @@ def test_unknown_provider_is_refused():
 
 @pytest.mark.skipif(CUDA in ort.get_available_providers(), reason="this onnxruntime has CUDA")
 def test_runner_asked_for_cuda_here_runs_on_cpu_or_refuses(bundle, caplog):
-    with caplog.at_level(logging.WARNING, logger="service.runner"):
+    with caplog.at_level(logging.WARNING, logger="engine.sessions"):
         runner = Runner.from_bundle(bundle, RunnerConfig(provider="cuda", intra_op_threads=1))
     assert runner.provider == "cpu" and runner.decoder.get_providers() == [CPU]
     assert "using CPU" in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.batch import DecodeBatch
+from engine.batch import DecodeBatch
 
 HIDDEN, KEYS, LAYERS = 4, 3, 2
 
@@ -84,6 +84,21 @@ def test_with_state_swaps_state_without_copying():
     feed = np.full((2, HIDDEN), 2, np.float32)
     moved = batch.with_state({"h": h, "c": h}, feed)
     assert moved.state["h"] is h and moved.feed is feed and moved.memory is batch.memory
+
+
+def test_select_carries_a_step_s_output_state_and_gathers_only_when_rows_move():
+    batch = _encoded([1, 2], [3, 3], seed=8).select(np.array([0, 0, 1]))  # (3 rows)
+    rng = np.random.default_rng(9)
+    state = {name: rng.standard_normal(v.shape).astype(np.float32) for name, v in batch.state.items()}
+    feed = rng.standard_normal(batch.feed.shape).astype(np.float32)
+    kept = batch.select(np.arange(3), np.array([4, 5, 6]), state=state, feed=feed)
+    assert kept.state["h"] is state["h"] and kept.feed is feed, "every row in order: nothing to gather"
+    assert kept.memory is batch.memory and kept.prev_tokens.tolist() == [4, 5, 6]
+    moved = batch.select(np.array([1, 0, 2]), np.array([4, 5, 6]), state=state, feed=feed)
+    expected = batch.with_state(state, feed).select(np.array([1, 0, 2]), np.array([4, 5, 6]))
+    for name in state:
+        np.testing.assert_array_equal(moved.state[name], expected.state[name])
+    np.testing.assert_array_equal(moved.feed, feed[[1, 0, 2]])
 
 
 def test_rows_of_a_request_must_be_contiguous():

@@ -1,0 +1,91 @@
+"""The one place a decoder step runs over ONNX Runtime and advances searches.
+
+`encode(runner, keys, sources)` runs the encoder over newly arrived requests and builds their
+`<bos>` rows; `step(runner, batch, decodings)` runs one decoder step over every row of `batch`,
+advances each request's BeamSearch and returns what became final, the surviving rows and the
+timings. The server's scheduler and the per-request decoder (engine/decode.py) are both loops
+around these two calls, so they can differ only in which rows share a step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.batch import DecodeBatch
+from engine.decoding import Decoding, advance
+from engine.events import Event, Failed
+from engine.sessions import Runner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepTimings:
+    rows: int  # decoder rows the step ran
+    decoder_s: float  # the ONNX Runtime call
+    search_s: float  # advancing the searches and selecting the surviving rows
+
+
+@dataclass
+class StepOutcome:
+    events: list[tuple[int, Event]]  # (request key, event) in batch order; a Finished ends a key
+    batch: DecodeBatch | None  # the rows the next step continues; None when every request ended
+    timings: StepTimings
+    gone: list[int]  # keys that left without advancing: `cancelled` while the step ran
+
+
+def encode(
+    runner: Runner, keys: Sequence[int], sources: Sequence[Sequence[int]]
+) -> tuple[DecodeBatch, float]:
+    """One encoder run over `sources` (token ids, no specials), padded to the longest; their
+    `<bos>` rows, owned by `keys`, and the seconds the encoder took."""
+    lengths = np.array([len(s) for s in sources], dtype=np.int64)
+    src = np.zeros((len(sources), int(lengths.max())), dtype=np.int64)  # 0 = <pad>, (N, T)
+    for i, ids in enumerate(sources):
+        src[i, : lengths[i]] = ids
+    started = time.perf_counter()
+    enc = runner.encode(src, lengths)
+    seconds = time.perf_counter() - started
+    batch = DecodeBatch.build(list(keys), enc.memory, enc.keys, lengths, enc.init_state, runner.graphs.bos_id)
+    return batch, seconds
+
+
+def step(runner: Runner, batch: DecodeBatch, decodings: Mapping[int, Decoding]) -> StepOutcome:
+    """One decoder step for every row of `batch`; `decodings` holds the state of every request
+    that owns rows in it (and may hold others). A request that raises while advancing gets a
+    Failed event and leaves; an error in the ONNX Runtime call itself propagates."""
+    ranges = batch.row_ranges()
+    k = max(decodings[key].search.k for key in ranges)
+    out = runner.step(batch, k)
+    started = time.perf_counter()
+    events: list[tuple[int, Event]] = []
+    gone: list[int] = []
+    index, tokens = [], []
+    for key, (start, stop) in ranges.items():
+        state = decodings[key]
+        if state.cancelled:  # cancelled while the step ran: nobody waits for its tokens
+            gone.append(key)
+            continue
+        try:
+            parents = advance(key, state, out, start, stop, events)
+        except Exception as exc:  # noqa: BLE001 - one request's failure must not end the others
+            log.exception("request %d failed", key)
+            events.append((key, Failed(exc)))
+            continue
+        if parents is None:  # finished: its Finished event is in `events`
+            continue
+        index.append(start + parents)
+        tokens.append(state.search.next_tokens)
+    survivors = None
+    if index:  # one request alone (the per-request decoder) needs no concatenation
+        rows, prev = (
+            (index[0], tokens[0]) if len(index) == 1 else (np.concatenate(index), np.concatenate(tokens))
+        )
+        survivors = batch.select(rows, prev, state=out.state, feed=out.feed)
+    timings = StepTimings(len(batch), out.seconds, time.perf_counter() - started)
+    return StepOutcome(events, survivors, timings, gone)

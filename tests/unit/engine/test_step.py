@@ -1,0 +1,115 @@
+"""engine/step.py on the shipped bundle in real ONNX Runtime sessions: one step over a batch of
+greedy and beam requests advances each exactly as the per-request loop does; finished, cancelled
+and failing requests leave the batch; streamed tokens are the best hypothesis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.decode import Decoder
+from engine.decoding import Decoding
+from engine.events import Failed, Finished, TokenEvent
+from engine.step import encode, step
+from s2s.search import BeamSearch
+
+TOLERANCE = 1e-5  # alone vs batched: float32 sums over a padded source, taken in another order
+BEAMS = (1, 4, 1, 3, 2, 1)  # greedy and beam requests side by side
+
+
+def _sources(bundle, count: int, seed: int) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    vocab = bundle.model.src_vocab_size
+    return [rng.integers(4, vocab, int(rng.integers(1, 20))).tolist() for _ in range(count)]
+
+
+def _search(beam: int, eos_id: int) -> BeamSearch:
+    return BeamSearch(beam, min(beam, 2), 15, 0.6 if beam > 1 else 0.0, keep_attention=True, eos_id=eos_id)
+
+
+def _run(runner, batch, decodings):
+    """Step until every request ended: (events in order, batch sizes of each step)."""
+    events, rows = [], []
+    while batch is not None:
+        outcome = step(runner, batch, decodings)
+        assert outcome.timings.rows == len(batch) and outcome.timings.decoder_s > 0
+        rows.append(len(batch))
+        events.extend(outcome.events)
+        ended = {key for key, event in outcome.events if isinstance(event, Finished | Failed)}
+        batch = outcome.batch
+        if batch is not None:
+            assert ended.isdisjoint(batch.row_owner.tolist()), "an ended request kept rows"
+    return events, rows
+
+
+def test_encode_pads_to_the_longest_source_with_one_bos_row_each(runner):
+    batch, seconds = encode(runner, [7, 3], [[5, 6, 7], [5]])
+    assert seconds > 0 and batch.row_owner.tolist() == [7, 3]
+    assert batch.src_mask.tolist() == [[True, True, True], [True, False, False]]
+    assert batch.prev_tokens.tolist() == [runner.graphs.bos_id] * 2
+
+
+def test_a_shared_step_advances_greedy_and_beam_rows_as_the_per_request_loop_does(bundle, runner):
+    eos = runner.graphs.eos_id
+    sources = _sources(bundle, len(BEAMS), seed=1)
+    decodings = {key: Decoding(search=_search(beam, eos), src_len=len(src))
+                 for key, (beam, src) in enumerate(zip(BEAMS, sources, strict=True))}  # fmt: skip
+    batch, _ = encode(runner, list(decodings), sources)
+    events, rows = _run(runner, batch, decodings)
+    assert max(rows) > len(BEAMS), "beam requests should have grown past their <bos> row"
+    finished = {key: event for key, event in events if isinstance(event, Finished)}
+    assert sorted(finished) == list(decodings) and len(events) == len(decodings)
+    alone = Decoder(runner, bundle)
+    for key, (beam, src) in enumerate(zip(BEAMS, sources, strict=True)):
+        expected = alone.run_search(np.asarray([src], dtype=np.int64), _search(beam, eos))
+        got = finished[key].hypotheses
+        assert finished[key].steps == decodings[key].steps
+        assert [h.tokens for h in got] == [h.tokens for h in expected], f"request {key}"
+        assert [h.finish_reason for h in got] == [h.finish_reason for h in expected], f"request {key}"
+        for a, b in zip(got, expected, strict=True):
+            assert a.score == pytest.approx(b.score, rel=TOLERANCE), f"request {key}"
+            np.testing.assert_allclose(a.attention, b.attention, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_streamed_tokens_are_the_best_hypothesis(bundle, runner, beam):
+    eos = runner.graphs.eos_id
+    sources = _sources(bundle, 3, seed=2)
+    decodings = {
+        k: Decoding(search=_search(beam, eos), src_len=len(s), stream=True) for k, s in enumerate(sources)
+    }
+    events, _ = _run(runner, encode(runner, list(decodings), sources)[0], decodings)
+    for key in decodings:
+        mine = [event for k, event in events if k == key]
+        *tokens, end = mine
+        assert isinstance(end, Finished) and all(isinstance(t, TokenEvent) for t in tokens)
+        assert [t.position for t in tokens] == np.cumsum([0] + [len(t.tokens) for t in tokens[:-1]]).tolist()
+        assert [tok for t in tokens for tok in t.tokens] == end.hypotheses[0].tokens
+
+
+class _Cancelled(Decoding):
+    @property
+    def cancelled(self) -> bool:
+        return True
+
+
+class _Broken(BeamSearch):
+    def advance(self, *args, **kwargs):
+        raise RuntimeError("a search that fails")
+
+
+def test_cancelled_and_failing_requests_leave_and_the_others_go_on(bundle, runner, caplog):
+    eos = runner.graphs.eos_id
+    sources = _sources(bundle, 3, seed=3)
+    decodings = {
+        0: Decoding(search=_search(2, eos), src_len=len(sources[0])),
+        1: _Cancelled(search=_search(2, eos), src_len=len(sources[1])),
+        2: Decoding(search=_Broken(2, 1, 15, eos_id=eos), src_len=len(sources[2])),
+    }
+    batch, _ = encode(runner, [0, 1, 2], sources)
+    outcome = step(runner, batch, decodings)
+    assert outcome.gone == [1] and decodings[1].steps == 0
+    [(key, failed)] = [(k, e) for k, e in outcome.events if isinstance(e, Failed)]
+    assert key == 2 and "a search that fails" in str(failed.error)
+    assert "request 2 failed" in caplog.text
+    assert set(outcome.batch.row_owner.tolist()) == {0}, "only the healthy request goes on"
