@@ -12,24 +12,28 @@ What the server can admit is the peak admission rate seen lately, not the curren
 everyone waiting is asleep, the current rate falls, and advice that followed it would tell the
 next caller to sleep longer while the server idles.
 
-The line advances at a tenth of that capacity. A closed-loop client that was just served calls
+The line advances at a share of that capacity: a quarter for the decode queue, a tenth for the
+bounds on calls in progress (SLOTS_ADVICE). A closed-loop client that was just served calls
 again at once; at overload it finds room only if the returning ones leave some. Turns at the
 full rate would refuse about one call per call served (each refusal costs a round trip of CPU,
 15-30% of a short call's, and in a Python server the dispatch of calls is itself the scarce
-part); at a tenth, about one in ten, and the server does not idle while the line is long,
-because the clients it serves keep it busy. (A quarter was tried first: at 10x overload its
-refusals, about one per four calls served, were enough to back calls up in front of the event
-loop; docs/reliability.md.) This favours the callers already being served over those asleep in
-the line, as adaptive-LIFO servers do: under overload, bounded latency for the calls accepted
-comes before fairness between callers.
+part); at a quarter, about one in four; at a tenth, one in ten, and the server does not idle
+while the line is long, because the clients it serves keep it busy. The call bounds are what
+refuses at 10x overload of small calls, where a quarter's refusals were still enough to back
+calls up in front of the event loop (docs/reliability.md); the queue refuses calls too big for
+the rows left, where a tenth's longer turns cost a mixed soak 12% of its answers. This favours
+the callers already being served over those asleep in the line, as adaptive-LIFO servers do:
+under overload, bounded latency for the calls accepted comes before fairness between callers.
 
 When the callers served do not keep the server busy (few clients, large calls), the line was too
-long: once work is admitted into a bound less than half full and nobody has been refused for
-`quiet_s`, the line starts again. Both conditions, because at overload the fill swings: a step
-that finishes many calls at once empties half the bound for a moment while hundreds of callers
-are still asleep in the line, and restarting it then handed the next refusals turns of a few
-milliseconds, which came straight back (measured with the engine in its own process, whose
-results arrive a step at a time).
+long: once work is admitted into a bound less than half full, the line starts again. For the
+bounds on calls in progress, only if nobody has been refused for `quiet_s` as well: their fill
+swings at overload, a step that finishes many calls at once emptying half the slots for a moment
+while hundreds of callers are still asleep in the line, and restarting it then handed the next
+refusals turns of a few milliseconds, which came straight back (measured with the engine in its
+own process, whose results arrive a step at a time). Not for the decode queue: its refusals are
+of calls too big for the rows left, a line of them must restart as soon as rows free up, or the
+server idles while they sleep (measured: a mixed soak served 40% fewer calls).
 
 Plain arithmetic on the event loop's thread; nothing here knows gRPC or the scheduler.
 """
@@ -53,8 +57,10 @@ class RetryAdvice:
     peak_window_s: float = 30.0  # how slowly the capacity estimate (the peak rate) forgets
     min_evidence: float = 8.0  # calls admitted lately before the capacity estimate is trusted
     cold_s: float = 0.05  # the advice until then
-    line_share: float = 0.1  # the line advances at this share of the capacity (see above)
-    quiet_s: float = 0.25  # the line restarts only after this long without a refusal (see above)
+    line_share: float = 0.25  # the line advances at this share of the capacity (see above)
+    # The line restarts only after this long without a refusal (see above). 0 for the decode
+    # queue, whose turns are long only while rows wait; call slots use SLOTS_ADVICE.
+    quiet_s: float = 0.0
     jitter: float = 0.2  # each turn is moved by up to this fraction of its wait, either way
 
 
@@ -134,10 +140,15 @@ class CallLimits:
         return self if self.max_decoding else dataclasses.replace(self, max_decoding=max_rows)
 
 
+# The advice for the bounds on calls in progress (see above): a slower line, and a quiet moment
+# before it restarts, since a step that finishes many calls frees half the slots at once.
+SLOTS_ADVICE = RetryAdvice(line_share=0.1, quiet_s=0.25)
+
+
 class CallSlots:
     """Counts calls in progress by kind ("calls", "decoding", "streams", "health") against CallLimits."""
 
-    def __init__(self, limits: CallLimits, advice: RetryAdvice = RetryAdvice()):
+    def __init__(self, limits: CallLimits, advice: RetryAdvice = SLOTS_ADVICE):
         self.limits = {
             "calls": limits.max_calls,
             "decoding": limits.max_decoding or limits.max_calls,

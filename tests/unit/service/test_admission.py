@@ -15,9 +15,11 @@ class Clock:
         return self.now
 
 
-def _advisor(clock: Clock, jitter: float = 0.0) -> RetryAdvisor:
+def _advisor(clock: Clock, jitter: float = 0.0, quiet_s: float = 0.0) -> RetryAdvisor:
     return RetryAdvisor(
-        RetryAdvice(window_s=2.0, jitter=jitter, line_share=1.0), clock=clock, rng=lambda: 1.0
+        RetryAdvice(window_s=2.0, jitter=jitter, line_share=1.0, quiet_s=quiet_s),
+        clock=clock,
+        rng=lambda: 1.0,
     )
 
 
@@ -79,7 +81,7 @@ def test_limits_must_be_positive() -> None:
         CallLimits(max_streams=0)
 
 
-def test_an_admission_into_a_half_empty_queue_restarts_the_line_once_refusals_stopped() -> None:
+def test_an_admission_into_a_half_empty_queue_restarts_the_line() -> None:
     clock = Clock()
     advisor = _advisor(clock)
     advisor.admitted(200)
@@ -87,11 +89,21 @@ def test_an_admission_into_a_half_empty_queue_restarts_the_line_once_refusals_st
         advisor.refused(10)  # the line ends 1 s from now
     advisor.admitted(10, fill=0.9)  # still busy: the line stands
     assert advisor.refused(10) > 1.0
+    advisor.admitted(10, fill=0.2)  # room to spare: nobody needs to wait
+    assert advisor.refused(10) == pytest.approx(10 / advisor.capacity())
+
+
+def test_with_a_quiet_period_the_line_restarts_only_once_refusals_stopped() -> None:
+    clock = Clock()
+    advisor = _advisor(clock, quiet_s=0.25)
+    advisor.admitted(200)
+    for _ in range(10):
+        advisor.refused(10)  # the line ends 1 s from now
     # Room for a moment while callers are still being turned away (a step finished many calls at
     # once, at overload): the line stands, or its sleepers' places would go to the next refused.
     advisor.admitted(10, fill=0.2)
     assert advisor.refused(10) > 1.0
-    clock.now += RetryAdvice().quiet_s  # nobody refused for a while, and room to spare: no line
+    clock.now += 0.25  # nobody refused for a while, and room to spare: no line
     advisor.admitted(10, fill=0.2)
     assert advisor.refused(10) == pytest.approx(10 / advisor.capacity())  # first in a new line
 
