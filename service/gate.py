@@ -59,14 +59,19 @@ class _Policy:
     slots: tuple[str, ...]  # CallSlots kinds the call holds while in progress
     scope: str | None  # token scope needed; None: open (health)
     drains: bool  # refused with UNAVAILABLE once the server drains
-    decodes: bool = False  # needs room in a decode queue (refused early while every queue is full)
+
+    @property
+    def decodes(self) -> bool:
+        """Holds a decoding slot, so needs room in a decode queue (refused unread while every
+        queue is full)."""
+        return "decoding" in self.slots
 
 
 _TRANSLATE = _Policy(("calls",), "translate", True)
 _DECODING = ("calls", "decoding")
 _POLICIES = {
-    f"/{TRANSLATOR}/Translate": _Policy(_DECODING, "translate", True, decodes=True),
-    f"/{TRANSLATOR}/TranslateStream": _Policy((*_DECODING, "streams"), "translate", True, decodes=True),
+    f"/{TRANSLATOR}/Translate": _Policy(_DECODING, "translate", True),
+    f"/{TRANSLATOR}/TranslateStream": _Policy((*_DECODING, "streams"), "translate", True),
     f"/{ADMIN}/": _Policy(("calls",), "admin", True),
     f"/{HEALTH}/": _Policy(("health",), None, False),
 }
