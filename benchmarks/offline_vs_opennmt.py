@@ -8,8 +8,13 @@ process (start-up and model loading included for both).
 
 OpenNMT-py reads the test sources as s2s's word tokeniser cuts them (benchmarks/train_vs_opennmt.py
 writes the same files); `s2s translate --input` reads the raw lines and decodes them with the
-in-process continuous-batching scheduler, `--in-flight` = the batch size. Words/s counts the words
-of the detokenised outputs over the process's wall time. Issue 14's target: s2s >= 3x.
+in-process continuous-batching scheduler, `--in-flight` = the batch size. `s2s-grpc` is the
+same job through a server: `s2s serve` started as a subprocess, then --grpc-concurrency clients
+over loopback gRPC, each sending its next source when the last is answered, until every source is
+answered; its wall runs from the server's launch (start-up and loading included, as for the
+others) and `serving_s` from the first request. Words/s counts the words of the detokenised
+outputs over the wall time (OpenNMT-py's: the whitespace tokens of its tokenised output, which
+are more). Issue 14's targets: s2s >= 3x, s2s-grpc >= 1.5x.
 """
 
 from __future__ import annotations
@@ -59,6 +64,35 @@ def run_s2s(bundle: Path, work: Path, beam: int, batch: int, threads: int) -> di
     return {"wall_s": round(wall, 3), "words": _words(out), "words_per_s": round(_words(out) / wall, 1)}
 
 
+async def _serve_and_send(bundle: Path, texts: list[str], beam: int, concurrency: int, engine: str) -> dict:
+    from benchmarks.serving.load import closed_loop
+    from benchmarks.serving.variants import DecodeSetup, GrpcServer
+    from s2s.bundle import load_bundle
+
+    launched = time.perf_counter()
+    server = GrpcServer(load_bundle(bundle), DecodeSetup(beam_size=beam), max_rows=concurrency * beam,
+                        engine=engine)  # fmt: skip
+    await server.start()
+    try:
+        outcomes, serving = await closed_loop(server.call, texts, concurrency, None, len(texts))
+    finally:
+        wall = time.perf_counter() - launched
+        await server.stop()
+    failed = [o.code for o in outcomes if o.code != "OK"]
+    if failed:
+        raise SystemExit(f"s2s-grpc: {len(failed)} calls failed ({sorted(set(failed))})")
+    words = sum(o.words for o in outcomes)
+    return {"wall_s": round(wall, 3), "serving_s": round(serving, 3), "words": words,
+            "words_per_s": round(words / wall, 1),
+            "serving_words_per_s": round(words / serving, 1)}  # fmt: skip
+
+
+def run_s2s_grpc(bundle: Path, raw: list[str], beam: int, concurrency: int, engine: str) -> dict:
+    import asyncio
+
+    return asyncio.run(_serve_and_send(bundle, raw, beam, concurrency, engine))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--onmt-model", type=Path, required=True)
@@ -68,7 +102,11 @@ def main() -> int:
     parser.add_argument("--beam", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64, help="onmt -batch_size; s2s --in-flight")
     parser.add_argument("--threads", type=int, default=2, help="both: OMP_NUM_THREADS / --threads")
-    parser.add_argument("--runs", type=int, default=3, help="alternating pairs")
+    parser.add_argument("--runs", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--systems", default="opennmt-py,s2s,s2s-grpc", help="in this order, then back")
+    parser.add_argument("--grpc-concurrency", type=int, default=64, help="s2s-grpc: clients at once")
+    parser.add_argument("--engine", default="process", choices=("thread", "process"),
+                        help="s2s-grpc: s2s serve --engine")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="JSON (default under benchmarks/results/)")
     args = parser.parse_args()
     out = args.out or ROOT / f"benchmarks/results/offline_vs_opennmt_beam{args.beam}.json"
@@ -78,30 +116,32 @@ def main() -> int:
         raw = [p.src for p in split_pairs(read_pairs(args.data)).test]
         (work / "test.raw").write_text("\n".join(raw) + "\n", encoding="utf-8")
         runs = []
+        systems = args.systems.split(",")
         for i in range(args.runs):
-            order = ("opennmt-py", "s2s") if i % 2 == 0 else ("s2s", "opennmt-py")
-            for name in order:
+            for name in systems if i % 2 == 0 else systems[::-1]:
                 if name == "s2s":
                     result = run_s2s(args.bundle, work, args.beam, args.batch, args.threads)
+                elif name == "s2s-grpc":
+                    result = run_s2s_grpc(args.bundle, raw, args.beam, args.grpc_concurrency, args.engine)
                 else:
                     result = run_onmt(args.onmt_venv / "bin", args.onmt_model, work, args.beam, args.batch,
                                       args.threads)  # fmt: skip
                 runs.append({"run": i + 1, "system": name, **result})
                 print(runs[-1], flush=True)
-    median = {
-        name: statistics.median(r["words_per_s"] for r in runs if r["system"] == name)
-        for name in ("opennmt-py", "s2s")
-    }
-    ratio = round(median["s2s"] / median["opennmt-py"], 2)
-    print("| system | median words/s | runs (wall s) |\n| --- | --- | --- |")
-    for name in ("opennmt-py", "s2s"):
+    median = {n: statistics.median(r["words_per_s"] for r in runs if r["system"] == n) for n in systems}
+    targets = {"s2s": 3.0, "s2s-grpc": 1.5}
+    ratio = {n: round(median[n] / median["opennmt-py"], 2) for n in systems if n != "opennmt-py"}
+    print("| system | median words/s | runs (wall s) | ratio to OpenNMT-py | target |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in systems:
         walls = ", ".join(str(r["wall_s"]) for r in runs if r["system"] == name)
-        print(f"| {name} | {median[name]:,.0f} | {walls} |")
-    print(f"s2s / OpenNMT-py words/s: {ratio}x (target >= 3x)")
+        versus = f"{ratio[name]}x | >= {targets[name]}x" if name in ratio else "1 | -"
+        print(f"| {name} | {median[name]:,.0f} | {walls} | {versus} |")
     conditions = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}",
         "beam": args.beam, "batch": args.batch, "threads": args.threads, "sentences": len(raw),
+        "grpc_concurrency": args.grpc_concurrency, "engine": args.engine,
         "onmt_model": str(args.onmt_model), "bundle": str(args.bundle),
     }  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
