@@ -42,6 +42,13 @@ def add_translate(sub: argparse._SubParsersAction) -> None:
     add_option(
         p, "--threads", type=int, default=0, help="with --input: ONNX Runtime threads; 0 = one per core"
     )
+    add_option(
+        p,
+        "--loops",
+        type=int,
+        default=0,
+        help="with --input: decode loops sharing the threads; 0 = two",
+    )
     add_option(p, "--server", default="localhost:50051", help="server address HOST:PORT")
     add_option(p, "--model", default="", help="model NAME or NAME/VERSION; empty = the server's default")
     add_option(p, "--beam", type=int, default=None, help="beam size (server default: 1, greedy)")
@@ -158,7 +165,7 @@ def _translate_file(args: argparse.Namespace) -> int:
     config = OfflineConfig(
         bundle=args.bundle, beam_size=args.beam, n_best=args.n_best, max_length=args.max_length,
         length_penalty=args.length_penalty, replace_unk=args.replace_unk, in_flight=max(1, args.in_flight),
-        threads=args.threads,
+        threads=args.threads, loops=max(0, args.loops),
     )  # fmt: skip
     progress = sys.stderr if sys.stderr.isatty() else None
     try:
