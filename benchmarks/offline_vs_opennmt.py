@@ -105,7 +105,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="alternating rounds")
     parser.add_argument("--systems", default="opennmt-py,s2s,s2s-grpc", help="in this order, then back")
     parser.add_argument("--grpc-concurrency", type=int, default=64, help="s2s-grpc: clients at once")
-    parser.add_argument("--engine", default="process", choices=("thread", "process"),
+    parser.add_argument("--engine", default="thread", choices=("thread", "process"),
                         help="s2s-grpc: s2s serve --engine")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="JSON (default under benchmarks/results/)")
     args = parser.parse_args()
