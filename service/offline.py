@@ -73,8 +73,9 @@ async def translate_lines(
     runner = await asyncio.to_thread(
         Runner.from_bundle, bundle, RunnerConfig(intra_op_threads=config.threads)
     )
-    scheduler_config = SchedulerConfig(max_rows=max(config.max_rows, settings.beam_size),
-                                       max_queue=config.in_flight * settings.beam_size)  # fmt: skip
+    decode = settings.decode
+    scheduler_config = SchedulerConfig(max_rows=max(config.max_rows, decode.beam_size),
+                                       max_queue=config.in_flight * decode.beam_size)  # fmt: skip
     scheduler = Scheduler(runner, scheduler_config)
     await scheduler.start()
     report, started = OfflineReport(), time.perf_counter()
@@ -89,10 +90,10 @@ async def translate_lines(
             report.invalid += 1
             if len(report.problems) < 5:
                 report.problems.append(f"line {index + 1}: {exc.violations[0].description}")
-            return [""] * settings.n_best
-        max_len = settings.max_len_for(len(source.ids))
-        request = DecodeRequest(source.ids, settings.beam_size, settings.n_best, max_len,
-                                settings.length_penalty, want_attention=settings.replace_unk)  # fmt: skip
+            return [""] * decode.n_best
+        max_len = decode.max_len_for(len(source.ids))
+        request = DecodeRequest(source.ids, decode.beam_size, decode.n_best, max_len,
+                                decode.length_penalty, want_attention=decode.keep_attention)  # fmt: skip
         [handle] = scheduler.submit_all([request])
         result = await handle.result()
         texts = []
