@@ -157,21 +157,29 @@ class DecodeBatch:
         if prev_tokens is None:
             prev_tokens = self.prev_tokens[index]
         prev_tokens = np.ascontiguousarray(prev_tokens, dtype=np.int64)
-        if index.size == len(self) and (index == np.arange(index.size)).all():
+        # This runs after every step, often on a few rows (the per-request decoder), where numpy's
+        # per-call cost dominates: rows are compared as Python lists (a numpy comparison plus
+        # reduction costs ~2.5 us at any size; lists ~0.5 us at 5 rows, ~6 us at 320) and gathered
+        # with `take` (contiguous output at a third of `v[:, index]` + a copy's cost on few rows).
+        rows = index.tolist()
+        if rows == list(range(len(self))):
             # Every row in order (greedy steps, beams that kept their order): nothing to gather.
             return self._same_layout(dict(state), feed, prev_tokens)
-        owners = self.row_owner[index]
-        state = {name: np.ascontiguousarray(v[:, index]) for name, v in state.items()}
-        feed = np.ascontiguousarray(feed[index])
-        if np.array_equal(owners, self.row_owner):
+        owners = self.row_owner.take(index)
+        state = {name: v.take(index, axis=1) for name, v in state.items()}  # (L, R', H)
+        feed = feed.take(index, axis=0)  # (R', H)
+        if len(rows) == len(self) and owners.tolist() == self.row_owner.tolist():
             return self._same_layout(state, feed, prev_tokens)
-        src_mask = self.src_mask[index]
-        real = np.flatnonzero(src_mask.any(axis=0))
-        src_len = int(real[-1]) + 1 if real.size else 1  # trim padding no remaining row needs
+        memory, keys = self.memory.take(index, axis=0), self.keys.take(index, axis=0)  # (R', T, ...)
+        src_mask = self.src_mask.take(index, axis=0)  # (R', T)
+        if not any(src_mask[:, -1].tolist()):  # the longest source left: trim the padding no row needs
+            real = np.flatnonzero(src_mask.any(axis=0))
+            src_len = int(real[-1]) + 1 if real.size else 1
+            memory, keys, src_mask = (np.ascontiguousarray(a[:, :src_len]) for a in (memory, keys, src_mask))
         return DecodeBatch(
-            memory=np.ascontiguousarray(self.memory[index, :src_len]),
-            keys=np.ascontiguousarray(self.keys[index, :src_len]),
-            src_mask=np.ascontiguousarray(src_mask[:, :src_len]),
+            memory=memory,
+            keys=keys,
+            src_mask=src_mask,
             state=state,
             feed=feed,
             prev_tokens=prev_tokens,
@@ -182,14 +190,16 @@ class DecodeBatch:
         """request key -> (first row, one past the last row)."""
         if self._ranges is not None:
             return self._ranges
-        owners = self.row_owner
-        if owners.size == 0:
-            return {}
-        changes = (np.flatnonzero(owners[1:] != owners[:-1]) + 1).tolist()
-        starts, stops = [0, *changes], [*changes, int(owners.size)]
-        keys = owners[starts].tolist()
-        ranges = {key: (s, e) for key, s, e in zip(keys, starts, stops, strict=True)}
-        assert len(ranges) == len(starts), "rows of one request must be contiguous"
+        # A walk over Python ints: ~1 us for one request's rows, where numpy's calls cost ~7 us;
+        # the two meet at ~150 rows, and a large batch computes this only when its layout changes.
+        owners = self.row_owner.tolist()
+        ranges: dict[int, tuple[int, int]] = {}
+        start = 0
+        for row in range(1, len(owners) + 1):
+            if row == len(owners) or owners[row] != owners[start]:
+                assert owners[start] not in ranges, "rows of one request must be contiguous"
+                ranges[owners[start]] = (start, row)
+                start = row
         self._ranges = ranges
         return ranges
 

@@ -1,16 +1,17 @@
 """The search options of one request and their defaults, written once for every torch-free decoder.
 
 The per-request decoder (engine/decode.py) takes a `DecodeConfig`; the server's request validation
-(service/validation.py) fills unset protobuf options from the same defaults and caps the output
-length with the same `max_output_length`, so the server and the per-request decoder cannot drift
-apart. The PyTorch reference (training/decode.py) keeps a config of its own: it also carries batch
-and length-norm knobs, and it takes an absolute `max_len`, which these resolve to.
+(service/validation.py) builds one from the protobuf options (unset ones take these defaults),
+resolved against the bundle and the server's limits, and carries it to the scheduler, so the server
+and the per-request decoder cannot drift apart. The PyTorch reference (training/decode.py) keeps a
+config of its own: it also carries batch and length-norm knobs, and it takes an absolute
+`max_len`, which these resolve to.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,21 @@ class DecodeConfig:
     length_penalty: float = 0.0  # GNMT alpha; 0 ranks by raw log-prob
     keep_attention: bool = False  # return each hypothesis's attention rows
 
-    def max_len_for(self, src_len: int, bundle_max_length: int, bundle_ratio: float | None) -> int:
-        """The output-token cap for a source of `src_len` tokens, unset fields taking the bundle's."""
+    def resolve(self, bundle_max_length: int, bundle_ratio: float | None) -> DecodeConfig:
+        """This config with the bundle's caps in place of its unset ones: what `max_len_for` reads.
+        A ratio that is not a positive number (a bundle without one) becomes 0, no ratio cap."""
         ratio = self.max_length_ratio if self.max_length_ratio is not None else bundle_ratio
-        return max_output_length(src_len, self.max_length or bundle_max_length, ratio)
+        return replace(
+            self,
+            max_length=self.max_length or bundle_max_length,
+            max_length_ratio=ratio if ratio and ratio > 0 else 0.0,  # NaN > 0 is False too
+        )
+
+    def max_len_for(self, src_len: int) -> int:
+        """The output-token cap for a source of `src_len` tokens; only for a `resolve`d config."""
+        if self.max_length is None or self.max_length_ratio is None:  # the bundle's: unknown here
+            raise ValueError(f"resolve() the config against a bundle before asking for a length cap: {self}")
+        return max_output_length(src_len, self.max_length, self.max_length_ratio)
 
 
 DEFAULTS = DecodeConfig()  # what an unset option means, for readers that fill in the fields themselves

@@ -46,10 +46,11 @@ class Decoder:
         """Source token ids (no specials) -> the n_best hypotheses, best first."""
         if len(src_ids) == 0:
             raise ValueError("cannot decode an empty source (no tokens)")
+        config = config.resolve(self.bundle.max_length, self.bundle.max_length_ratio)
         search = BeamSearch(
             beam_size=config.beam_size,
             n_best=config.n_best,
-            max_len=config.max_len_for(len(src_ids), self.bundle.max_length, self.bundle.max_length_ratio),
+            max_len=config.max_len_for(len(src_ids)),
             length_penalty=config.length_penalty,
             keep_attention=config.keep_attention,
             eos_id=self.runner.graphs.eos_id,

@@ -44,10 +44,11 @@ def encode(
 ) -> tuple[DecodeBatch, float]:
     """One encoder run over `sources` (token ids, no specials), padded to the longest; their
     `<bos>` rows, owned by `keys`, and the seconds the encoder took."""
-    lengths = np.array([len(s) for s in sources], dtype=np.int64)
-    src = np.zeros((len(sources), int(lengths.max())), dtype=np.int64)  # 0 = <pad>, (N, T)
+    sizes = [len(s) for s in sources]
+    src = np.zeros((len(sources), max(sizes)), dtype=np.int64)  # 0 = <pad>, (N, T)
     for i, ids in enumerate(sources):
-        src[i, : lengths[i]] = ids
+        src[i, : sizes[i]] = ids
+    lengths = np.array(sizes, dtype=np.int64)
     started = time.perf_counter()
     enc = runner.encode(src, lengths)
     seconds = time.perf_counter() - started
@@ -79,7 +80,7 @@ def step(runner: Runner, batch: DecodeBatch, decodings: Mapping[int, Decoding]) 
             continue
         if parents is None:  # finished: its Finished event is in `events`
             continue
-        index.append(start + parents)
+        index.append(parents + start if start else parents)  # batch rows, from request rows
         tokens.append(state.search.next_tokens)
     survivors = None
     if index:  # one request alone (the per-request decoder) needs no concatenation

@@ -80,13 +80,14 @@ async def translate_lines(
     bundle: Bundle = await asyncio.to_thread(load_bundle, config.bundle or DEFAULT_BUNDLE_DIR)
     limits = Limits()
     settings = validate_options(_options(config), limits, bundle.max_length, bundle.max_length_ratio)
+    decode = settings.decode
     cores = os.cpu_count() or 1
     loops = config.loops or min(2, cores)
     threads = max(1, (config.threads or cores) // loops)
     runner = await asyncio.to_thread(Runner.from_bundle, bundle, RunnerConfig(intra_op_threads=threads))
-    rows = config.max_rows or config.in_flight * settings.beam_size
-    scheduler_config = SchedulerConfig(max_rows=max(rows, settings.beam_size), max_beam=settings.beam_size,
-                                       max_queue=config.in_flight * settings.beam_size)  # fmt: skip
+    rows = config.max_rows or config.in_flight * decode.beam_size
+    scheduler_config = SchedulerConfig(max_rows=max(rows, decode.beam_size), max_beam=decode.beam_size,
+                                       max_queue=config.in_flight * decode.beam_size)  # fmt: skip
     scheduler = (
         Scheduler(runner, scheduler_config) if loops == 1 else SchedulerPool(runner, scheduler_config, loops)
     )
@@ -103,10 +104,10 @@ async def translate_lines(
             report.invalid += 1
             if len(report.problems) < 5:
                 report.problems.append(f"line {index + 1}: {exc.violations[0].description}")
-            return [""] * settings.n_best
-        max_len = settings.max_len_for(len(source.ids))
-        request = DecodeRequest(source.ids, settings.beam_size, settings.n_best, max_len,
-                                settings.length_penalty, want_attention=settings.replace_unk)  # fmt: skip
+            return [""] * decode.n_best
+        max_len = decode.max_len_for(len(source.ids))
+        request = DecodeRequest(source.ids, decode.beam_size, decode.n_best, max_len,
+                                decode.length_penalty, want_attention=decode.keep_attention)  # fmt: skip
         [handle] = scheduler.submit_all([request])
         result = await handle.result()
         texts = []

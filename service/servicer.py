@@ -38,13 +38,14 @@ def _deadline(context: grpc.aio.ServicerContext) -> float | None:
 def _decode_request(
     source: Source, settings: DecodeSettings, deadline: float | None, stream: bool
 ) -> DecodeRequest:
+    decode = settings.decode
     return DecodeRequest(
         src_ids=source.ids,
-        beam_size=settings.beam_size,
-        n_best=settings.n_best,
-        max_len=settings.max_len_for(len(source.ids)),
-        length_penalty=settings.length_penalty,
-        want_attention=settings.return_attention or settings.replace_unk,  # replace_unk reads it
+        beam_size=decode.beam_size,
+        n_best=decode.n_best,
+        max_len=decode.max_len_for(len(source.ids)),
+        length_penalty=decode.length_penalty,
+        want_attention=decode.keep_attention,
         deadline=deadline,
         stream=stream,
     )

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.config import DEFAULTS, max_output_length
+from engine.config import DEFAULTS, DecodeConfig
 from s2s.search import MAX_LENGTH_PENALTY
 from s2s.tokenizer import UNK_ID, Tokenizer
 from s2s.v1 import translator_pb2 as pb
@@ -20,19 +20,12 @@ from service.errors import FieldViolation, InvalidRequest
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    """Validated decoding options of one request."""
+    """Validated decoding options of one request: the engine's search options, and what the
+    service alone does with the result."""
 
-    beam_size: int
-    n_best: int
-    max_length: int  # absolute cap on output tokens
-    max_length_ratio: float | None  # also cap at ceil(ratio * source tokens) when set
-    length_penalty: float
-    return_attention: bool
-    replace_unk: bool
-
-    def max_len_for(self, src_len: int) -> int:
-        """Output-token budget for a source of `src_len` tokens (at least 1)."""
-        return max_output_length(src_len, self.max_length, self.max_length_ratio)
+    decode: DecodeConfig  # resolved (bundle caps, server limits); keeps attention for either flag below
+    return_attention: bool  # send each hypothesis' attention rows to the client
+    replace_unk: bool  # copy the most-attended source piece over each output <unk>
 
 
 @dataclass(frozen=True)
@@ -46,8 +39,8 @@ class Source:
 
 
 def _check_int(
-    options: pb.DecodeOptions, name: str, default: int, low: int, high: int, bad: list[FieldViolation]
-) -> int:
+    options: pb.DecodeOptions, name: str, default: int | None, low: int, high: int, bad: list[FieldViolation]
+) -> int | None:
     if not options.HasField(name):
         return default
     value = getattr(options, name)
@@ -74,12 +67,10 @@ def validate_options(
     n_best = _check_int(options, "n_best", DEFAULTS.n_best, 1, limits.max_beam, bad)
     if n_best > beam >= 1:
         bad.append(FieldViolation("options.n_best", f"must not exceed beam_size ({beam}), got {n_best}"))
-    max_length = _check_int(
-        options, "max_length", min(default_max_length, limits.max_output_len), 1, limits.max_output_len, bad
-    )
-    # An explicit max_length alone means exactly that cap; the bundle's ratio applies only
-    # when the caller gave no max_length (or gave a ratio of their own).
-    ratio = None if options.HasField("max_length") else default_max_length_ratio
+    max_length = _check_int(options, "max_length", None, 1, limits.max_output_len, bad)  # None: bundle's
+    # An explicit max_length alone means exactly that cap (0: no ratio cap); the bundle's ratio
+    # applies only when the caller gave no max_length (or gave a ratio of their own).
+    ratio = 0.0 if options.HasField("max_length") else None
     if options.HasField("max_length_ratio"):
         ratio = options.max_length_ratio
         if not (math.isfinite(ratio) and ratio > 0):
@@ -95,12 +86,16 @@ def validate_options(
             )
     if bad:
         raise InvalidRequest(bad)
-    return DecodeSettings(
+    decode = DecodeConfig(
         beam_size=beam,
         n_best=n_best,
         max_length=max_length,
-        max_length_ratio=ratio if ratio and ratio > 0 else None,
+        max_length_ratio=ratio,
         length_penalty=penalty,
+        keep_attention=options.return_attention or options.replace_unk,  # replace_unk reads it
+    )
+    return DecodeSettings(
+        decode=decode.resolve(min(default_max_length, limits.max_output_len), default_max_length_ratio),
         return_attention=options.return_attention,
         replace_unk=options.replace_unk,
     )
@@ -159,7 +154,8 @@ def check_attention_budget(settings: DecodeSettings, sources: Sequence[Source], 
     is over the limit, before any work, rather than let it grow the server by gigabytes."""
     if not (settings.return_attention or settings.replace_unk):
         return
-    worst = sum(settings.beam_size * settings.max_len_for(len(s.ids)) * len(s.ids) for s in sources)
+    decode = settings.decode
+    worst = sum(decode.beam_size * decode.max_len_for(len(s.ids)) * len(s.ids) for s in sources)
     if worst > limits.max_attention_values:
         field = "options.return_attention" if settings.return_attention else "options.replace_unk"
         raise InvalidRequest(

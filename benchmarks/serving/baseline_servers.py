@@ -21,17 +21,15 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from engine.config import DecodeConfig
 from engine.decode import Decoder
 from engine.sessions import RunnerConfig
 from s2s.bundle import load_bundle
-from s2s.search import Hypothesis
 from s2s.v1 import translator_pb2 as pb
 from s2s.v1 import translator_pb2_grpc as pb_grpc
 from service.config import Limits
 from service.responses import translation_result
 from service.status import maps_service_errors
-from service.validation import DecodeSettings, validate_options, validate_texts
+from service.validation import validate_options, validate_texts
 
 # "Tom is a good guy." -> six output tokens, as the eng-fra model answers it.
 _TOKENS = ["Tom", "est", "un", "bon", "gars", "."]
@@ -63,16 +61,6 @@ class PoolServicer(pb_grpc.TranslatorServicer):
         self.bundle, self.limits = bundle, Limits()
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="pool-decode")
 
-    def _decode(self, ids: list[int], settings: DecodeSettings) -> list[Hypothesis]:
-        config = DecodeConfig(
-            beam_size=settings.beam_size,
-            n_best=settings.n_best,
-            max_length=settings.max_length,
-            max_length_ratio=settings.max_length_ratio or 0.0,
-            length_penalty=settings.length_penalty,
-        )
-        return self.decoder.decode_ids(ids, config)
-
     @maps_service_errors  # bad input gets the s2s server's status codes
     async def Translate(self, request: pb.TranslateRequest, context: grpc.aio.ServicerContext):
         bundle, loop = self.bundle, asyncio.get_running_loop()
@@ -80,7 +68,9 @@ class PoolServicer(pb_grpc.TranslatorServicer):
         sources = validate_texts(request.texts, bundle.src_tokenizer, self.limits)
         results = []
         for source in sources:
-            hypotheses = await loop.run_in_executor(self.pool, self._decode, source.ids, settings)
+            hypotheses = await loop.run_in_executor(  # the search options the s2s server would use
+                self.pool, self.decoder.decode_ids, source.ids, settings.decode
+            )
             results.append(translation_result(hypotheses, source, bundle.tgt_tokenizer, settings))
         return pb.TranslateResponse(results=results)
 

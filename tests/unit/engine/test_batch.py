@@ -78,6 +78,18 @@ def test_select_dropping_a_request_trims_padding_no_row_needs():
     assert batch.select(np.array([], dtype=np.int64)) is None
 
 
+def test_selected_rows_are_contiguous_arrays_at_the_longest_remaining_source():
+    batch = DecodeBatch.concatenate([_encoded([1], [2], seed=4), _encoded([2], [9], seed=5)])
+    kept = batch.select(np.array([1, 1]))  # the longer request, grown to two beams: no trimming
+    assert kept.row_owner.tolist() == [2, 2] and kept.src_len == 9
+    np.testing.assert_array_equal(kept.memory, batch.memory[[1, 1]])
+    np.testing.assert_array_equal(kept.state["c"], batch.state["c"][:, [1, 1]])
+    reordered = kept.select(np.array([1, 0]))
+    for arrays in (kept, reordered):  # ONNX Runtime would copy a strided input on every step
+        for value in (arrays.memory, arrays.keys, arrays.src_mask, arrays.feed, *arrays.state.values()):
+            assert value.flags.c_contiguous
+
+
 def test_with_state_swaps_state_without_copying():
     batch = _encoded([1, 2], [3, 3], seed=6)
     h = np.ones((LAYERS, 2, HIDDEN), np.float32)

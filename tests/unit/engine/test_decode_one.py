@@ -25,9 +25,12 @@ def test_max_output_length():
 
 
 def test_unset_config_fields_take_the_bundle_s_caps():
-    assert DecodeConfig().max_len_for(10, 128, 3.0) == 30
-    assert DecodeConfig(max_length=5).max_len_for(10, 128, 3.0) == 5
-    assert DecodeConfig(max_length_ratio=0.0).max_len_for(10, 128, 3.0) == 128, "0: no ratio cap"
+    assert DecodeConfig().resolve(128, 3.0).max_len_for(10) == 30
+    assert DecodeConfig(max_length=5).resolve(128, 3.0).max_len_for(10) == 5
+    assert DecodeConfig(max_length_ratio=0.0).resolve(128, 3.0).max_len_for(10) == 128, "0: no ratio cap"
+    assert DecodeConfig().resolve(128, None) == DecodeConfig(max_length=128, max_length_ratio=0.0)
+    with pytest.raises(ValueError, match="resolve"):
+        DecodeConfig().max_len_for(10)  # the bundle's caps are not known here
 
 
 def test_every_precision_of_the_shipped_bundle_translates_dates(bundle):

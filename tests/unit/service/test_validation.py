@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.config import DecodeConfig
 from s2s.tokenizer import UNK_ID, Tokenizer
 from s2s.v1 import translator_pb2 as pb
 from service.config import Limits
@@ -23,30 +24,48 @@ def test_unset_options_take_defaults_and_bundle_max_length_is_clamped_to_the_lim
         pb.DecodeOptions(), LIMITS, default_max_length=999, default_max_length_ratio=2.0
     )
     assert settings == DecodeSettings(
-        beam_size=1,
-        n_best=1,
-        max_length=50,
-        max_length_ratio=2.0,
-        length_penalty=0.0,
+        decode=DecodeConfig(
+            beam_size=1,
+            n_best=1,
+            max_length=50,
+            max_length_ratio=2.0,
+            length_penalty=0.0,
+            keep_attention=False,
+        ),
         return_attention=False,
         replace_unk=False,
     )
 
 
+def _max_len(options: pb.DecodeOptions, src_len: int, default: int, default_ratio: float | None) -> int:
+    """The output-token cap the validated settings give a source of `src_len` tokens."""
+    return validate_options(options, LIMITS, default, default_ratio).decode.max_len_for(src_len)
+
+
 def test_max_len_for_applies_the_ratio_but_never_below_one_nor_above_the_cap() -> None:
-    settings = validate_options(pb.DecodeOptions(max_length=10, max_length_ratio=1.5), LIMITS, 100, None)
-    assert settings.max_len_for(4) == 6
-    assert settings.max_len_for(100) == 10
-    tiny = validate_options(pb.DecodeOptions(max_length_ratio=0.01), LIMITS, 100, None)
-    assert tiny.max_len_for(1) == 1
-    assert validate_options(pb.DecodeOptions(), LIMITS, 30, None).max_len_for(1000) == 30
+    options = pb.DecodeOptions(max_length=10, max_length_ratio=1.5)
+    assert _max_len(options, 4, 100, None) == 6
+    assert _max_len(options, 100, 100, None) == 10
+    assert _max_len(pb.DecodeOptions(max_length_ratio=0.01), 1, 100, None) == 1
+    assert _max_len(pb.DecodeOptions(), 1000, 30, None) == 30
 
 
 def test_the_bundle_ratio_applies_only_without_an_explicit_max_length() -> None:
-    assert validate_options(pb.DecodeOptions(), LIMITS, 40, 2.0).max_len_for(5) == 10
-    assert validate_options(pb.DecodeOptions(max_length=40), LIMITS, 40, 2.0).max_len_for(5) == 40
-    both = pb.DecodeOptions(max_length=40, max_length_ratio=3.0)
-    assert validate_options(both, LIMITS, 40, 2.0).max_len_for(5) == 15
+    assert _max_len(pb.DecodeOptions(), 5, 40, 2.0) == 10
+    assert _max_len(pb.DecodeOptions(max_length=40), 5, 40, 2.0) == 40
+    assert _max_len(pb.DecodeOptions(max_length=40, max_length_ratio=3.0), 5, 40, 2.0) == 15
+
+
+def test_the_engine_keeps_attention_for_return_attention_and_for_replace_unk() -> None:
+    for options, kept in (
+        (pb.DecodeOptions(), False),
+        (pb.DecodeOptions(return_attention=True), True),
+        (pb.DecodeOptions(replace_unk=True), True),  # replace_unk reads the attention rows
+    ):
+        settings = validate_options(options, LIMITS, 20, None)
+        assert settings.decode.keep_attention is kept, options
+        assert settings.return_attention == options.return_attention
+        assert settings.replace_unk == options.replace_unk
 
 
 @pytest.mark.parametrize(
