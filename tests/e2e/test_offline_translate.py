@@ -24,11 +24,13 @@ def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*S2S, *args], input=stdin, capture_output=True, text=True, timeout=300)
 
 
-async def test_offline_answers_equal_the_servers_in_input_order(models: E2EModels):
+@pytest.mark.parametrize("loops", [1, 2], ids=["one-loop", "two-loops"])
+async def test_offline_answers_equal_the_servers_in_input_order(models: E2EModels, loops: int):
     texts = date_texts(150)
     out = io.StringIO()
-    # A small window: lines finish out of order and must still come out in order.
-    config = OfflineConfig(bundle=models.bundle, beam_size=3, in_flight=7, threads=1)
+    # A small window: lines finish out of order and must still come out in order. Two loops
+    # (the default on two cores) split the window between two batches; the answers must not move.
+    config = OfflineConfig(bundle=models.bundle, beam_size=3, in_flight=7, threads=loops, loops=loops)
     report = await translate_lines(texts, config, out)
     offline = out.getvalue().splitlines()
     async with running_server(e2e_config(models)) as server:
