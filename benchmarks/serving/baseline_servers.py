@@ -50,7 +50,14 @@ _CANNED = pb.TranslationResult(
 
 
 class FloorServicer(pb_grpc.TranslatorServicer):
+    def __init__(self, wait_s: float = 0.0) -> None:
+        # Waiting before the answer, as a server waits for its decode loop: what gRPC itself costs
+        # around a handler that takes milliseconds (benchmarks/serving/wait_floor.py).
+        self.wait_s = wait_s
+
     async def Translate(self, request: pb.TranslateRequest, context: grpc.aio.ServicerContext):
+        if self.wait_s:
+            await asyncio.sleep(self.wait_s)
         return pb.TranslateResponse(results=[_CANNED] * len(request.texts))
 
 
@@ -96,11 +103,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="requests decoded at once (pool)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per session (pool)")
     parser.add_argument("--precision", default="fp32", help="bundle graphs to run (pool)")
+    parser.add_argument("--wait-ms", type=float, default=0.0, help="wait before answering (floor)")
     args = parser.parse_args()
+    if args.wait_ms < 0:
+        parser.error(f"--wait-ms must be >= 0, got {args.wait_ms}")
     if args.kind == "pool" and args.bundle is None:
         parser.error("--kind pool needs --bundle")
     servicer = (
-        FloorServicer()
+        FloorServicer(args.wait_ms / 1000)
         if args.kind == "floor"
         else PoolServicer(args.bundle, args.workers, args.threads, args.precision)
     )

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from e2e_support import E2EModels, date_texts
 
-from benchmarks.serving.variants import DecodeSetup, GrpcPool
+from benchmarks.serving.variants import DecodeSetup, GrpcPool, _free_port
 from s2s.bundle import load_bundle
 from service.client import AsyncTranslatorClient
 from service.server import RunningServer
@@ -34,3 +34,18 @@ async def test_pool_server_answers_what_the_s2s_server_answers(
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         await baseline.stop()
+
+
+def test_floor_waits_as_asked_and_refuses_a_negative_wait() -> None:
+    """benchmarks/serving/wait_floor.py's server: every answer comes no sooner than its wait (a
+    lower bound, not a speed target), and a negative wait is a usage error."""
+    import subprocess
+    import sys
+
+    from benchmarks.serving.wait_floor import ROOT, measure
+
+    assert measure(20.0, _free_port(), calls=10) >= 20.0
+    command = [sys.executable, "-m", "benchmarks.serving.baseline_servers", "--kind", "floor",
+               "--port", "1", "--wait-ms", "-1"]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--wait-ms must be >= 0" in done.stderr

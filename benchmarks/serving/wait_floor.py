@@ -1,0 +1,89 @@
+"""What a gRPC round trip costs around a handler that waits, at concurrency 1.
+
+The concurrency-1 target of issue 14 adds the floor's p50 (a server that answers at once) to the
+per-request decode loop's. This measures whether that sum is what gRPC costs when the handler is
+not instant: the floor server (benchmarks/serving/baseline_servers.py `--kind floor`) answers after
+`--wait-ms` of asyncio.sleep, one client sends one call at a time, and the table gives each wait's
+p50 and what it adds over the wait itself. Waits alternate, rounds reverse the order.
+
+    .venv/bin/python -m benchmarks.serving.wait_floor --waits 0,0.5,1,2,4,8 --rounds 2 \
+        --out benchmarks/results/serving/wait-floor.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+from s2s.v1 import translator_pb2 as pb
+from s2s.v1 import translator_pb2_grpc as pb_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _p50_ms(port: int, calls: int) -> float:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub, request = pb_grpc.TranslatorStub(channel), pb.TranslateRequest(texts=["x"])
+        await stub.Translate(request, timeout=30, wait_for_ready=True)
+        for _ in range(calls // 5):  # warm-up
+            await stub.Translate(request, timeout=30)
+        seconds = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            await stub.Translate(request, timeout=30)
+            seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds) * 1000
+
+
+def measure(wait_ms: float, port: int, calls: int) -> float:
+    command = [sys.executable, "-m", "benchmarks.serving.baseline_servers", "--kind", "floor",
+               "--port", str(port), "--wait-ms", str(wait_ms)]  # fmt: skip
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return asyncio.run(_p50_ms(port, calls))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--waits", default="0,0.5,1,2,4,8", help="handler waits, ms, comma-separated")
+    parser.add_argument("--calls", type=int, default=600, help="calls per wait and round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--port", type=int, default=50890)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/serving/wait-floor.json")
+    args = parser.parse_args()
+    waits = [float(w) for w in args.waits.split(",")]
+    runs = []
+    for i in range(args.rounds):
+        for wait in waits if i % 2 == 0 else waits[::-1]:
+            p50 = measure(wait, args.port, args.calls)
+            runs.append({"round": i + 1, "wait_ms": wait, "p50_ms": round(p50, 3)})
+            print(runs[-1], flush=True)
+    print("| handler waits (ms) | p50 (ms) | p50 − wait (ms) |\n| --- | --- | --- |")
+    summary = []
+    for wait in waits:
+        p50 = statistics.median(r["p50_ms"] for r in runs if r["wait_ms"] == wait)
+        summary.append({"wait_ms": wait, "p50_ms": round(p50, 3), "over_wait_ms": round(p50 - wait, 3)})
+        print(f"| {wait:g} | {p50:.2f} | {p50 - wait:.2f} |")
+    conditions = {"when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "cores": os.cpu_count(),
+                  "load_average": os.getloadavg()[0], "calls": args.calls, "rounds": args.rounds}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"conditions": conditions, "summary": summary, "runs": runs}
+    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"results written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
