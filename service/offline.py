@@ -46,7 +46,7 @@ class OfflineConfig:
     max_rows: int = 0
     threads: int = 0  # ONNX Runtime intra-op threads in all; 0 = one per core
     # Decode loops sharing the sessions, each with its own batch and threads // loops intra-op
-    # threads; 0 = two where there are two cores. Two loops overlap one's Python (search, batch
+    # threads; 0 = two where there are two threads. Two loops overlap one's Python (search, batch
     # bookkeeping) with the other's ONNX Runtime step: on 2 cores, eng-fra beam 5 took 3.3-3.8 s
     # against 4.1-4.2 s with one loop of two threads, greedy 1.3-1.6 s against 1.5-1.7 s.
     loops: int = 0
@@ -81,9 +81,9 @@ async def translate_lines(
     limits = Limits()
     settings = validate_options(_options(config), limits, bundle.max_length, bundle.max_length_ratio)
     decode = settings.decode
-    cores = os.cpu_count() or 1
-    loops = config.loops or min(2, cores)
-    threads = max(1, (config.threads or cores) // loops)
+    threads = config.threads or os.cpu_count() or 1  # in all
+    loops = config.loops or min(2, threads)  # --threads 1 means one thread: one loop
+    threads = max(1, threads // loops)  # per loop
     runner = await asyncio.to_thread(Runner.from_bundle, bundle, RunnerConfig(intra_op_threads=threads))
     rows = config.max_rows or config.in_flight * decode.beam_size
     scheduler_config = SchedulerConfig(max_rows=max(rows, decode.beam_size), max_beam=decode.beam_size,

@@ -162,10 +162,14 @@ def _translate_file(args: argparse.Namespace) -> int:
     from service.errors import InvalidRequest
     from service.offline import OfflineConfig, read_lines, translate_lines
 
+    if args.threads < 0 or args.loops < 0:
+        bad = f"--threads and --loops must be >= 0, got {args.threads} and {args.loops}"
+        print(f"error: {bad}", file=sys.stderr)
+        return EXIT_USAGE
     config = OfflineConfig(
         bundle=args.bundle, beam_size=args.beam, n_best=args.n_best, max_length=args.max_length,
         length_penalty=args.length_penalty, replace_unk=args.replace_unk, in_flight=max(1, args.in_flight),
-        threads=args.threads, loops=max(0, args.loops),
+        threads=args.threads, loops=args.loops,
     )  # fmt: skip
     progress = sys.stderr if sys.stderr.isatty() else None
     try:

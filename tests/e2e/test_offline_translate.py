@@ -72,6 +72,7 @@ def test_the_command_reads_a_file_or_stdin_and_writes_a_file(models: E2EModels, 
         (["--input", "{tmp}/missing.txt"], "missing.txt"),
         (["--bundle", "{tmp}/nowhere"], "does not exist"),
         (["some text"], "--input takes no TEXT"),
+        (["--loops", "-1"], "--loops must be >= 0"),
     ],
 )
 def test_usage_and_input_errors_exit_2_with_a_line_saying_why(
