@@ -24,6 +24,7 @@ from pathlib import Path
 
 import grpc
 
+from benchmarks.serving.load import closed_loop
 from s2s.v1 import translator_pb2 as pb
 from s2s.v1 import translator_pb2_grpc as pb_grpc
 
@@ -32,16 +33,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def _p50_ms(port: int, calls: int) -> float:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub, request = pb_grpc.TranslatorStub(channel), pb.TranslateRequest(texts=["x"])
-        await stub.Translate(request, timeout=30, wait_for_ready=True)
-        for _ in range(calls // 5):  # warm-up
-            await stub.Translate(request, timeout=30)
-        seconds = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            await stub.Translate(request, timeout=30)
-            seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds) * 1000
+        stub = pb_grpc.TranslatorStub(channel)
+
+        async def call(text: str) -> tuple[int, int, None]:
+            await stub.Translate(pb.TranslateRequest(texts=[text]), timeout=30)
+            return 0, 0, None
+
+        await stub.Translate(pb.TranslateRequest(texts=["x"]), timeout=30, wait_for_ready=True)
+        await closed_loop(call, ["x"], 1, None, calls // 5)  # warm-up
+        outcomes, _ = await closed_loop(call, ["x"], 1, None, calls)
+    if any(o.code != "OK" for o in outcomes):
+        raise RuntimeError(f"floor calls failed: {sorted({o.code for o in outcomes})}")
+    return statistics.median(o.latency_s for o in outcomes) * 1000
 
 
 def measure(wait_ms: float, port: int, calls: int) -> float:
