@@ -44,8 +44,9 @@ class RawConnection:
         if data:
             self.sock.sendall(data)
 
-    def start(self, method: str, body: bytes, end: bool = True) -> int:
-        """Open a call to `method` with `body` as its DATA; END_STREAM unless end=False."""
+    def start(self, method: str, body: bytes, end: bool = True, timeout: str | None = None) -> int:
+        """Open a call to `method` with `body` as its DATA; END_STREAM unless end=False;
+        `timeout` is the grpc-timeout header as sent ("100m": 100 ms), none if None."""
         stream = self.conn.get_next_available_stream_id()
         headers = [
             (":method", "POST"),
@@ -55,6 +56,8 @@ class RawConnection:
             ("content-type", "application/grpc"),
             ("te", "trailers"),
         ]
+        if timeout is not None:
+            headers.append(("grpc-timeout", timeout))
         self.conn.send_headers(stream, headers, end_stream=not body and end)
         if body:
             self.conn.send_data(stream, body, end_stream=end)

@@ -133,6 +133,27 @@ async def test_calls_that_end_without_a_whole_message_are_answered(measured: Run
     assert not _errors(caplog)
 
 
+async def test_a_deadline_that_passes_while_the_request_is_read_is_deadline_exceeded(
+    measured: RunningServer, caplog: pytest.LogCaptureFixture
+):
+    # The request's last bytes never come: its deadline passes while the gate still reads it.
+    # grpc.aio's read returns EOF for a call that ended without a whole message (INVALID_ARGUMENT,
+    # the test above); a call whose deadline passed mid-read is the deadline, not a bad request.
+    connection = RawConnection(measured.port)
+    try:
+        halves = [grpc_frame(b"\x0a\x0a1 May 2001")[:-3], b""]
+        streams = {connection.start(TRANSLATE, body, end=False, timeout="100m") for body in halves}
+        answers = await asyncio.to_thread(connection.answers, streams, 20)
+    finally:
+        connection.close()
+    deadline_exceeded = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+    assert set(answers) == streams and {a.status for a in answers.values()} == {deadline_exceeded}
+    await until(lambda: measured.gate.in_progress == 0)
+    assert _handled(measured, "DEADLINE_EXCEEDED") == 2
+    assert _handled(measured, "INVALID_ARGUMENT") == 0
+    assert not _errors(caplog)
+
+
 async def test_a_deadline_that_passes_mid_step_is_deadline_exceeded_and_not_logged(
     measured: RunningServer, caplog: pytest.LogCaptureFixture
 ):

@@ -99,6 +99,18 @@ class Harness:
             for s in family.samples
         }
 
+    async def settled_scrape(self, timeout_s: float = 30.0) -> dict[tuple[str, frozenset], float]:
+        """A scrape taken once every started call is also counted as handled: the client has its
+        status a moment before the server's interceptor counts the call's end."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            scraped = await self.scrape()
+            started = sum(v for (n, _), v in scraped.items() if n == "grpc_server_started_total")
+            handled = sum(v for (n, _), v in scraped.items() if n == "grpc_server_handled_total")
+            if started == handled or asyncio.get_running_loop().time() > deadline:
+                return scraped
+            await asyncio.sleep(0.01)
+
     async def wait_handled(self, method: str, grpc_type: str, code: str, expected: float) -> dict:
         """Server-side completion of a cancelled call lags the client: poll (bounded) for it."""
         for _ in range(100):
@@ -158,7 +170,7 @@ async def test_unary_ok_counts_start_one_message_each_way_ok_and_a_latency(harne
     before = await harness.scrape()
     for _ in range(2):
         assert await harness.unary("Echo")(b"hi") == b"hi"
-    after = await harness.scrape()
+    after = await harness.settled_scrape()
     d = lambda name, **extra: _delta(before, after, name, "Echo", "unary", **extra)  # noqa: E731
     assert d("grpc_server_started_total") == 2
     assert d("grpc_server_handled_total", grpc_code="OK") == 2
@@ -177,7 +189,7 @@ async def test_unary_failures_count_the_code_the_client_sees_and_no_sent_message
     with pytest.raises(aio.AioRpcError) as caught:
         await harness.unary(method)(b"x")
     assert caught.value.code().name == code
-    after = await harness.scrape()
+    after = await harness.settled_scrape()
     assert _delta(before, after, "grpc_server_handled_total", method, "unary", grpc_code=code) == 1
     assert _delta(before, after, "grpc_server_handled_total", method, "unary", grpc_code="OK") == 0
     assert _delta(before, after, "grpc_server_msg_received_total", method, "unary") == 1
@@ -203,7 +215,7 @@ async def test_server_stream_counts_each_yielded_and_written_message(harness):
     before = await harness.scrape()
     assert [m async for m in harness.stream("StreamYields")(b"a")] == [b"a\x00", b"a\x01", b"a\x02"]
     assert [m async for m in harness.stream("StreamWrites")(b"b")] == [b"b", b"b"]
-    after = await harness.scrape()
+    after = await harness.settled_scrape()
     for method, sent in (("StreamYields", 3), ("StreamWrites", 2)):
         d = lambda name, **extra: _delta(before, after, name, method, "server_stream", **extra)  # noqa: E731,B023
         assert d("grpc_server_started_total") == 1
@@ -221,7 +233,7 @@ async def test_stream_aborted_midway_counts_its_code_and_the_messages_sent_befor
         async for message in call:
             received.append(message)
     assert received == [b"a"] and caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
-    after = await harness.scrape()
+    after = await harness.settled_scrape()
     d = lambda name, **extra: _delta(before, after, name, "StreamThenAbort", "server_stream", **extra)  # noqa: E731
     assert d("grpc_server_handled_total", grpc_code="DEADLINE_EXCEEDED") == 1
     assert d("grpc_server_msg_sent_total") == 1
@@ -238,7 +250,7 @@ async def test_client_stream_counts_every_received_message(harness):
     before = await harness.scrape()
     call = harness.channel.stream_unary(f"/{SERVICE}/Collect")
     assert await call(iter([b"a", b"b", b"c"])) == b"abc"
-    after = await harness.scrape()
+    after = await harness.settled_scrape()
     d = lambda name, **extra: _delta(before, after, name, "Collect", "client_stream", **extra)  # noqa: E731
     assert d("grpc_server_msg_received_total") == 3
     assert d("grpc_server_msg_sent_total") == 1
@@ -259,7 +271,7 @@ async def test_real_health_service_is_measured_and_initialized_to_zero(harness):
     assert response.status == health_pb2.HealthCheckResponse.SERVING
     with pytest.raises(aio.AioRpcError):
         await stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
-    after = await harness.scrape()
+    after = await harness.settled_scrape()
     handled = lambda code: _delta(  # noqa: E731
         before, after, "grpc_server_handled_total", "Check", "unary", service=service, grpc_code=code
     )
