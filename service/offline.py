@@ -45,6 +45,7 @@ class OfflineConfig:
     # decoded 12 sentences at once and took 1.4-2x the time of 160 rows (32 sentences).
     max_rows: int = 0
     threads: int = 0  # ONNX Runtime intra-op threads in all; 0 = one per core
+    precision: str = "fp32"  # the bundle's graphs to run: "fp32", or a variant it holds ("int8")
     # Decode loops sharing the sessions, each with its own batch and threads // loops intra-op
     # threads; 0 = two where there are two threads. Two loops overlap one's Python (search, batch
     # bookkeeping) with the other's ONNX Runtime step: on 2 cores, eng-fra beam 5 took 3.3-3.8 s
@@ -84,7 +85,9 @@ async def translate_lines(
     threads = config.threads or os.cpu_count() or 1  # in all
     loops = config.loops or min(2, threads)  # --threads 1 means one thread: one loop
     threads = max(1, threads // loops)  # per loop
-    runner = await asyncio.to_thread(Runner.from_bundle, bundle, RunnerConfig(intra_op_threads=threads))
+    runner = await asyncio.to_thread(
+        Runner.from_bundle, bundle, RunnerConfig(intra_op_threads=threads, precision=config.precision)
+    )
     rows = config.max_rows or config.in_flight * decode.beam_size
     scheduler_config = SchedulerConfig(max_rows=max(rows, decode.beam_size), max_beam=decode.beam_size,
                                        max_queue=config.in_flight * decode.beam_size)  # fmt: skip

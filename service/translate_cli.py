@@ -49,6 +49,13 @@ def add_translate(sub: argparse._SubParsersAction) -> None:
         default=0,
         help="with --input: decode loops sharing the threads; 0 = two",
     )
+    add_option(
+        p,
+        "--precision",
+        default="fp32",
+        choices=["fp32", "int8"],
+        help="with --input: which of the bundle's graphs to run (int8: s2s export --quantize int8)",
+    )
     add_option(p, "--server", default="localhost:50051", help="server address HOST:PORT")
     add_option(p, "--model", default="", help="model NAME or NAME/VERSION; empty = the server's default")
     add_option(p, "--beam", type=int, default=None, help="beam size (server default: 1, greedy)")
@@ -169,7 +176,7 @@ def _translate_file(args: argparse.Namespace) -> int:
     config = OfflineConfig(
         bundle=args.bundle, beam_size=args.beam, n_best=args.n_best, max_length=args.max_length,
         length_penalty=args.length_penalty, replace_unk=args.replace_unk, in_flight=max(1, args.in_flight),
-        threads=args.threads, loops=args.loops,
+        threads=args.threads, loops=args.loops, precision=args.precision,
     )  # fmt: skip
     progress = sys.stderr if sys.stderr.isatty() else None
     try:

@@ -34,6 +34,7 @@ class E2EModels:
     endless_bundle: Path  # ENDLESS_MODEL/1
     src_tokenizer: Tokenizer
     tgt_tokenizer: Tokenizer
+    checkpoint: dict  # DEFAULT_MODEL's checkpoint dict, to export it again (other variants)
 
 
 def build_models(out: Path) -> E2EModels:
@@ -58,6 +59,7 @@ def build_models(out: Path) -> E2EModels:
         endless_bundle=endless_bundle,
         src_tokenizer=Tokenizer.from_dict(checkpoint["src_tokenizer"]),
         tgt_tokenizer=Tokenizer.from_dict(checkpoint["tgt_tokenizer"]),
+        checkpoint=checkpoint,
     )
 
 

@@ -73,6 +73,7 @@ def test_the_command_reads_a_file_or_stdin_and_writes_a_file(models: E2EModels, 
         (["--bundle", "{tmp}/nowhere"], "does not exist"),
         (["some text"], "--input takes no TEXT"),
         (["--loops", "-1"], "--loops must be >= 0"),
+        (["--precision", "int8"], "has no 'int8' graphs"),  # the option reaches the sessions
     ],
 )
 def test_usage_and_input_errors_exit_2_with_a_line_saying_why(
@@ -84,6 +85,18 @@ def test_usage_and_input_errors_exit_2_with_a_line_saying_why(
     done = _run(*base, *(a.format(tmp=tmp_path) for a in args))
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_int8_graphs_translate_every_line(models: E2EModels, tmp_path: Path):
+    from export.exporter import ExportConfig, export_model
+
+    checkpoint = {**models.checkpoint, "name": "dates-int8"}
+    bundle = export_model(models.model, checkpoint, ExportConfig(out_dir=tmp_path, quantize="int8"))
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"{text}\n" for text in date_texts(20)))
+    done = _run("translate", "--input", str(source), "--bundle", str(bundle), "--precision", "int8")
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 20 and all(done.stdout.splitlines())
 
 
 def test_translate_without_texts_or_input_says_what_it_needs():
