@@ -157,3 +157,18 @@ def test_greedy_fast_path_equals_the_general_rule(alpha):
             (hyp,) = search.results()
             outcomes.append((hyp.tokens, hyp.token_log_probs, hyp.score, hyp.finish_reason, stable))
         assert outcomes[0] == outcomes[1]
+
+
+def test_an_eos_past_the_beam_is_skipped_and_the_walk_still_fills_the_beam():
+    # Beam 2 after step 0 has two live rows. This step's order: eos (position 0 < beam: a finished
+    # hypothesis), live, eos (position 2: skipped, neither finished nor live), live. The walk needs
+    # all 2 x beam positions of the order to find its two live rows.
+    search = BeamSearch(beam_size=2, n_best=2, max_len=10)
+    search.advance(np.log(np.array([[0.6, 0.4]], dtype=np.float32)), np.array([[3, 4]]))
+    top = np.log(np.array([[0.9, 0.05, 0.05, 1e-9], [0.5, 0.3, 0.2, 1e-9]], dtype=np.float32))
+    ids = np.array([[EOS_ID, 5, 6, 1], [6, EOS_ID, 5, 1]])
+    # Scores: row 0 (log 0.6) + log 0.9 = -0.62 (eos), row 1 (log 0.4) + log 0.5 / 0.3 / 0.2 =
+    # -1.61 (6), -2.12 (eos), -2.53 (5); row 0's others -3.51.
+    parents = search.advance(top, ids)
+    assert parents.tolist() == [1, 1] and search.next_tokens.tolist() == [6, 5]
+    assert not search.done and len(search._finished) == 1  # the skipped eos finished nothing
