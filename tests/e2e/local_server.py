@@ -7,7 +7,9 @@ what did not stop.
 
 from __future__ import annotations
 
+import errno
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,11 +26,37 @@ VENV_BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 90.0  # loading + warming the graphs on 2 shared cores
 
 
+# Ports handed out below the kernel's ephemeral range (32768-60999 by default). A port the kernel
+# picks with bind(0) is an ephemeral one, and any outgoing connection may take it as its source
+# port before the child process binds it: seen in CI as "Address already in use" on 0.0.0.0.
+_PORTS = range(20_000, 32_000)
+_handed_out: set[int] = set()
+
+
+def _bindable(port: int) -> bool:
+    """Whether `port` can be bound on every address a server may listen on (0.0.0.0 and ::)."""
+    families = [(socket.AF_INET, "0.0.0.0")] + ([(socket.AF_INET6, "::")] if socket.has_ipv6 else [])
+    for family, host in families:
+        try:
+            with socket.socket(family) as sock:
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((host, port))
+        except OSError as exc:
+            if family == socket.AF_INET6 and exc.errno == errno.EADDRNOTAVAIL:
+                continue  # no IPv6 on this host: nothing can hold the port there
+            return False
+    return True
+
+
 def free_port() -> int:
-    """A loopback port that was free a moment ago (for programs that need a number up front)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free on every address a moment ago, outside the ephemeral range and not handed out
+    before in this process (for programs that need a number up front)."""
+    for port in random.sample(_PORTS, 200):
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port among 200 tried in {_PORTS}")
 
 
 @dataclass
