@@ -206,8 +206,8 @@ class DecodeBatch:
 
 def _stack_padded(values: Sequence[np.ndarray], src_len: int) -> np.ndarray:
     """(R, T, ...) arrays stacked row-wise, each zero-padded on axis 1 (source time) to src_len,
-    in one copy. np.pad + np.concatenate cost two copies and np.pad's own Python: 6.4 ms where
-    this takes ~0.3 ms, for 80 rows of a 2 x 256 encoder joined by a longer source."""
+    in one copy. np.pad + np.concatenate cost two copies and np.pad's own Python: 1.48 ms where
+    this takes 0.36 ms, for 80 rows of a 2 x 256 encoder joined by a longer source."""
     if all(v.shape[1] == src_len for v in values):
         return np.concatenate(values)
     first = values[0]
