@@ -17,8 +17,9 @@ outputs over the wall time (OpenNMT-py's: the whitespace tokens of its tokenised
 are more). Issue 14's targets: s2s >= 3x, s2s-grpc >= 1.5x. `--precision int8` runs both
 quantised: OpenNMT-py's `-precision int8` against the bundle's int8 graphs (`s2s export
 --quantize int8`). (OpenNMT-py 3.5.1 compares the option's string with torch.int8 before it
-quantises, so that run is its fp32 model: the quality scores show it.) Each offline system's output is scored (sacrebleu BLEU against the raw
-references, OpenNMT-py's detokenised as s2s detokenises), so a speed-up is never a quality loss.
+quantises, so that run is its fp32 model: the quality scores show it.) Each offline system's
+output is scored (sacrebleu BLEU against the raw references, OpenNMT-py's detokenised as s2s
+detokenises), so a speed-up is never a quality loss.
 """
 
 from __future__ import annotations
