@@ -6,7 +6,8 @@ the server still takes work, and what a request must be on the wire.
   arrived (END_STREAM with no DATA, a short length prefix: 500 such calls stayed open and held
   shutdown for the whole grace period), and it answers a message that does not parse with
   UNKNOWN plus a logged traceback. Reading the raw bytes here answers both INVALID_ARGUMENT,
-  counted, with no traceback. Clients see no difference on the wire.
+  counted, with no traceback. Clients see no difference on the wire. A read still waiting
+  READ_SLACK_S past the call's deadline ends it DEADLINE_EXCEEDED (see _read_request).
 - Auth: with a token file (service/auth.py), Translator and reflection calls need a token with
   the `translate` scope and Admin calls one with `admin` (UNAUTHENTICATED / PERMISSION_DENIED,
   before the request is read). Health stays open for probes. Without a token file, Admin calls
