@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.events import Event, Finished, TokenEvent
 from engine.sessions import StepOutput
-from s2s.search import BeamSearch
+from s2s.search import BeamSearch, Candidates
 
 
 @dataclass(eq=False, kw_only=True)
@@ -32,16 +32,21 @@ class Decoding:
 
 
 def advance(key: int, state: Decoding, out: StepOutput, start: int, stop: int,
-            events: list[tuple[int, Event]]) -> np.ndarray | None:  # fmt: skip
-    """Advance the request owning batch rows [start, stop). Returns the rows (relative to start)
-    the next step continues, in order, or None when the request finished."""
+            events: list[tuple[int, Event]],
+            ranked: Candidates | None = None) -> list[int] | None:  # fmt: skip
+    """Advance the request owning batch rows [start, stop), from its `ranked` candidates when the
+    caller ranked them with the step's other requests. Returns the rows (relative to start) the
+    next step continues, in order, or None when the request finished."""
     search = state.search
     attn = out.attn[start:stop, : state.src_len]  # (rows, src_len): drop the batch's padding
-    parents = search.advance(
-        out.topk_log_probs[start:stop, : search.k],  # top-k is sorted: the first k are this k's
-        out.topk_ids[start:stop, : search.k],
-        attn if search.keep_attention else None,
-    )
+    if ranked is not None:
+        parents = search.advance_ranked(ranked, attn if search.keep_attention else None)
+    else:
+        parents = search.advance(
+            out.topk_log_probs[start:stop, : search.k],  # top-k is sorted: the first k are this k's
+            out.topk_ids[start:stop, : search.k],
+            attn if search.keep_attention else None,
+        ).tolist()
     state.steps += 1
     if state.stream:
         _stream(key, state, out.topk_log_probs[start:stop], attn, events)

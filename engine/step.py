@@ -19,7 +19,8 @@ import numpy as np
 from engine.batch import DecodeBatch
 from engine.decoding import Decoding, advance
 from engine.events import Event, Failed
-from engine.sessions import Runner
+from engine.sessions import Runner, StepOutput
+from s2s.search import Candidates, best_candidates
 
 log = logging.getLogger(__name__)
 
@@ -66,27 +67,51 @@ def step(runner: Runner, batch: DecodeBatch, decodings: Mapping[int, Decoding]) 
     started = time.perf_counter()
     events: list[tuple[int, Event]] = []
     gone: list[int] = []
-    index, tokens = [], []
+    index: list[int] = []  # batch rows the next step continues
+    tokens: list[int] = []  # the token each of them feeds
+    ranked = _rank_beams(out, ranges, decodings)
     for key, (start, stop) in ranges.items():
         state = decodings[key]
         if state.cancelled:  # cancelled while the step ran: nobody waits for its tokens
             gone.append(key)
             continue
         try:
-            parents = advance(key, state, out, start, stop, events)
+            parents = advance(key, state, out, start, stop, events, ranked.get(key))
         except Exception as exc:  # noqa: BLE001 - one request's failure must not end the others
             log.exception("request %d failed", key)
             events.append((key, Failed(exc)))
             continue
         if parents is None:  # finished: its Finished event is in `events`
             continue
-        index.append(parents + start if start else parents)  # batch rows, from request rows
-        tokens.append(state.search.next_tokens)
+        index.extend([row + start for row in parents] if start else parents)  # batch rows
+        tokens.extend(state.search.next_token_ids)
     survivors = None
-    if index:  # one request alone (the per-request decoder) needs no concatenation
-        rows, prev = (
-            (index[0], tokens[0]) if len(index) == 1 else (np.concatenate(index), np.concatenate(tokens))
-        )
-        survivors = batch.select(rows, prev, state=out.state, feed=out.feed)
+    if index:
+        prev = np.array(tokens, dtype=np.int64)
+        survivors = batch.select(np.array(index, dtype=np.int64), prev, state=out.state, feed=out.feed)
     timings = StepTimings(len(batch), out.seconds, time.perf_counter() - started)
     return StepOutcome(events, survivors, timings, gone)
+
+
+def _rank_beams(
+    out: StepOutput, ranges: Mapping[int, tuple[int, int]], decodings: Mapping[int, Decoding]
+) -> dict[int, Candidates]:
+    """The ranked candidates of every beam request of the step, one set of numpy calls for all
+    requests with the same live rows and k (under continuous batching: the newcomers' one row,
+    everyone else's beam): ranking each request alone cost ~12 numpy calls, ~25 us, per request
+    and step. Greedy requests keep their own fast path."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for key, (start, stop) in ranges.items():
+        state = decodings[key]
+        search = state.search
+        if search.beam_size > 1 and not state.cancelled and search.num_live == stop - start:
+            groups.setdefault((stop - start, search.k), []).append(key)
+    ranked: dict[int, Candidates] = {}
+    for (rows, k), keys in groups.items():
+        starts = np.array([ranges[key][0] for key in keys], dtype=np.int64)
+        index = starts[:, None] + np.arange(rows)  # (m, rows) batch rows
+        scores = np.array([decodings[key].search.live_scores for key in keys], dtype=np.float32)
+        top_log_probs = out.topk_log_probs[index][:, :, :k]  # (m, rows, k): the first k are this k's
+        top_ids = out.topk_ids[index][:, :, :k]
+        ranked.update(zip(keys, best_candidates(scores, top_log_probs, top_ids, k), strict=True))
+    return ranked

@@ -48,6 +48,35 @@ class Hypothesis:
 
 
 @dataclass
+class Candidates:
+    """One request's best candidates of a step, best first: ties go to the lower live row, then to
+    the higher-ranked candidate of that row (the flat (row, rank) order). Python lists."""
+
+    rows: list[int]  # the live row each candidate extends
+    tokens: list[int]
+    scores: list[float]  # the row's cumulative log-prob plus the candidate's, in float32
+    log_probs: list[float]  # the candidate's own log-prob
+
+
+def best_candidates(
+    scores: np.ndarray, top_log_probs: np.ndarray, top_ids: np.ndarray, n: int
+) -> list[Candidates]:
+    """The n best candidates of each of m requests with r live rows and k candidates a row, in
+    one set of numpy calls: scores (m, r) float32, top_log_probs and top_ids (m, r, k). A row's
+    ids are distinct, so at most r <= beam eos candidates are skipped and n = 2 * beam suffices."""
+    m, r, k = top_log_probs.shape
+    log_probs = top_log_probs.astype(np.float32, copy=False)
+    cand = (scores.astype(np.float32, copy=False)[:, :, None] + log_probs).reshape(m, r * k)
+    order = np.argsort(-cand, axis=1, kind="stable")[:, :n]  # (m, n) flat (row, rank) positions
+    flat = order + (np.arange(m) * (r * k))[:, None]  # into the (m * r * k) raveled arrays
+    rows = (order // k).tolist()
+    tokens = top_ids.reshape(-1)[flat].tolist()  # take_along_axis's own Python costs ~4x this
+    totals = cand.reshape(-1)[flat].tolist()
+    own = log_probs.reshape(-1)[flat].tolist()
+    return [Candidates(*fields) for fields in zip(rows, tokens, totals, own, strict=True)]
+
+
+@dataclass
 class _Finished:
     step: int  # step that produced eos (or the last step for max_length)
     row: int  # live row at `step` - 1 (eos) or at `step` (max_length) it descends from
@@ -95,11 +124,14 @@ class BeamSearch:
         self.eos_id = eos_id
         self.done = False
         self.length = 0  # tokens produced by the live hypotheses
-        self._scores = np.zeros(1, dtype=np.float32)  # cumulative log-prob per live row
-        # History, one entry per step s, over the live rows after step s.
-        self._tokens: list[np.ndarray] = []
-        self._parents: list[np.ndarray] = []  # index into the live rows after step s - 1
-        self._log_probs: list[np.ndarray] = []
+        # Cumulative log-prob per live row: float32 values (sums are taken in float32, as the
+        # batch's numpy does) kept as Python floats, which the walk reads ~10x faster.
+        self._scores: list[float] = [0.0]
+        # History, one entry per step s, over the live rows after step s (Python lists: each
+        # step appends one, and reading them back is per element).
+        self._tokens: list[list[int]] = []
+        self._parents: list[list[int]] = []  # index into the live rows after step s - 1
+        self._log_probs: list[list[float]] = []
         self._attention: list[np.ndarray] = []
         self._finished: list[_Finished] = []
         self._stable: list[int] = []  # cached stable prefix; it only ever grows
@@ -113,9 +145,19 @@ class BeamSearch:
     @property
     def next_tokens(self) -> np.ndarray:
         """(num_live,) tokens the live rows feed to the next step; empty before the first."""
+        return np.asarray(self.next_token_ids, dtype=np.int64)
+
+    @property
+    def next_token_ids(self) -> list[int]:
+        """`next_tokens` as a list (what a batched caller concatenates)."""
         if self.done or not self._tokens:
-            return np.zeros(0, dtype=np.int64)
+            return []
         return self._tokens[-1]
+
+    @property
+    def live_scores(self) -> list[float]:
+        """Cumulative log-prob of each live row (float32 values): what `best_candidates` adds to."""
+        return self._scores
 
     @property
     def k(self) -> int:
@@ -140,43 +182,47 @@ class BeamSearch:
             )
         if self.keep_attention and (attention is None or attention.shape[0] != rows):
             raise ValueError(f"keep_attention needs an attention row per live row ({rows})")
-        step = self.length
+        if self.beam_size == 1 and self.greedy_fast_path:
+            if attention is not None:
+                self._src_len = attention.shape[1]
+            return self._advance_greedy(top_log_probs[0], top_ids[0], attention)
+        scores = np.asarray(self._scores, dtype=np.float32)[None]  # (1, R)
+        [candidates] = best_candidates(scores, top_log_probs[None], top_ids[None], 2 * self.beam_size)
+        return np.asarray(self.advance_ranked(candidates, attention), dtype=np.int64)
+
+    def advance_ranked(self, candidates: Candidates, attention: np.ndarray | None = None) -> list[int]:
+        """`advance` with the step's candidates already ranked by `best_candidates` (a batched
+        caller ranks every request of a step in one numpy call); the parents, as a list."""
+        if self.done:
+            raise RuntimeError("advance() called on a finished search")
         if attention is not None:
             self._src_len = attention.shape[1]
-        if self.beam_size == 1 and self.greedy_fast_path:
-            return self._advance_greedy(top_log_probs[0], top_ids[0], attention)
-        log_probs = top_log_probs.astype(np.float32, copy=False)
-        cand = self._scores[:, None] + log_probs  # (R, k)
-        # Ties by (row, rank): flat index order. A row's ids are distinct, so at most R <= beam
-        # eos candidates are skipped: the walk never needs more than 2 * beam_size of the order.
-        # It walks Python lists of them (float32 values, exactly): numpy scalars cost ~10x more.
-        order = np.argsort(-cand.ravel(), kind="stable")[: 2 * self.beam_size]
-        tokens_in_order = top_ids.ravel()[order].tolist()
-        scores_in_order = cand.ravel()[order].tolist()
-        lps_in_order = log_probs.ravel()[order].tolist()
-        best_was_eos = tokens_in_order[0] == self.eos_id
+        elif self.keep_attention:
+            raise ValueError("keep_attention needs an attention row per live row")
+        step = self.length
+        best_was_eos = candidates.tokens[0] == self.eos_id if candidates.tokens else False
         live_rows, live_tokens, live_lps, live_scores = [], [], [], []
-        for position, flat in enumerate(order.tolist()):
-            token, score = tokens_in_order[position], scores_in_order[position]
+        for position, token in enumerate(candidates.tokens):
+            score = candidates.scores[position]
             if not math.isfinite(score):
                 break  # the rest are -inf too
             if token == self.eos_id:
                 if position < self.beam_size:
-                    self._finish_eos(step, flat // k, score, lps_in_order[position], attention)
+                    row, log_prob = candidates.rows[position], candidates.log_probs[position]
+                    self._finish_eos(step, row, score, log_prob, attention)
                 continue
-            live_rows.append(flat // k)
+            live_rows.append(candidates.rows[position])
             live_tokens.append(token)
-            live_lps.append(lps_in_order[position])
+            live_lps.append(candidates.log_probs[position])
             live_scores.append(score)
             if len(live_rows) == self.beam_size:
                 break
-        parents = np.asarray(live_rows, dtype=np.int64)
-        self._tokens.append(np.asarray(live_tokens, dtype=np.int64))
-        self._parents.append(parents)
-        self._log_probs.append(np.asarray(live_lps, dtype=np.float32))
+        self._tokens.append(live_tokens)
+        self._parents.append(live_rows)
+        self._log_probs.append(live_lps)
         if self.keep_attention:
-            self._attention.append(attention[parents] if len(parents) else attention[:0])
-        self._scores = np.asarray(live_scores, dtype=np.float32)
+            self._attention.append(attention[live_rows] if live_rows else attention[:0])
+        self._scores = live_scores
         self.length = step + 1
         finished = len(self._finished)
         if finished >= self.beam_size or (best_was_eos and finished >= self.n_best) or not live_rows:
@@ -184,26 +230,19 @@ class BeamSearch:
         elif self.length >= self.max_len:
             for row, score in enumerate(self._scores):
                 self._finished.append(
-                    _Finished(
-                        self.length,
-                        row,
-                        float(score),
-                        float(score) / self._penalty(self.length),
-                        None,
-                        None,
-                    )
+                    _Finished(self.length, row, score, score / self._penalty(self.length), None, None)
                 )
             self.done = True
         if self.done:  # the rows leave the batch; nothing continues
-            self._scores = np.zeros(0, dtype=np.float32)
-            return np.zeros(0, dtype=np.int64)
-        return parents
+            self._scores = []
+            return []
+        return live_rows
 
     def _advance_greedy(self, log_probs: np.ndarray, ids: np.ndarray, attention) -> np.ndarray:
         """Beam size 1, the common case, without the general walk: the same rule (first best
         candidate, ties by rank) at a third of the cost per step."""
         step = self.length
-        cand = self._scores[0] + log_probs.astype(np.float32, copy=False)  # (k,)
+        cand = self._scores[0] + log_probs.astype(np.float32, copy=False)  # (k,) float32
         best = int(cand.argmax())  # first maximum: the general rule's tie order
         score, token = cand[best], int(ids[best])
         if not np.isfinite(score):
@@ -213,19 +252,19 @@ class BeamSearch:
             self.length = step + 1
             self.done = True
         else:
-            self._tokens.append(np.array([token], dtype=np.int64))
-            self._parents.append(np.zeros(1, dtype=np.int64))
-            self._log_probs.append(log_probs[best : best + 1].astype(np.float32))
+            self._tokens.append([token])
+            self._parents.append([0])
+            self._log_probs.append([float(log_probs[best])])
             if self.keep_attention:
                 self._attention.append(attention[:1])
-            self._scores = cand[best : best + 1]
+            self._scores = [float(score)]
             self.length = step + 1
             if self.length >= self.max_len:
                 lp = self._penalty(self.length)
                 self._finished.append(_Finished(self.length, 0, float(score), float(score) / lp, None, None))
                 self.done = True
         if self.done:
-            self._scores = np.zeros(0, dtype=np.float32)
+            self._scores = []
             return np.zeros(0, dtype=np.int64)
         return np.zeros(1, dtype=np.int64)
 

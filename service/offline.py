@@ -23,9 +23,9 @@ from engine.sessions import Runner, RunnerConfig
 from s2s import unk
 from s2s.bundle import DEFAULT_BUNDLE_DIR, Bundle, load_bundle
 from s2s.v1 import translator_pb2 as pb
-from service.config import Limits
 from service.errors import InvalidRequest
 from service.handle import DecodeRequest
+from service.limits import Limits
 from service.pool import SchedulerPool
 from service.scheduler import Scheduler, SchedulerConfig
 from service.validation import validate_options, validate_texts

@@ -119,11 +119,6 @@ def _client(args: argparse.Namespace):  # -> service.client.TranslatorClient
 
 def translate(args: argparse.Namespace) -> int:
     """Translate TEXT(s) with a running `s2s serve` and print the result(s)."""
-    import grpc
-
-    from service.client import describe_error
-    from service.tls import TlsError
-
     options = dict(
         beam_size=args.beam,
         n_best=args.n_best,
@@ -143,6 +138,12 @@ def translate(args: argparse.Namespace) -> int:
     if args.stream and len(args.texts) > 1:
         print("error: --stream takes one text", file=sys.stderr)
         return EXIT_USAGE
+    # Imported here, not at the top: --input runs no client, and gRPC's import is ~0.1 s of it.
+    import grpc
+
+    from service.client import describe_error
+    from service.tls import TlsError
+
     try:
         with _client(args) as client:
             if args.stream:

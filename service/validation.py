@@ -14,8 +14,8 @@ from engine.config import DEFAULTS, DecodeConfig
 from s2s.search import MAX_LENGTH_PENALTY
 from s2s.tokenizer import UNK_ID, Tokenizer
 from s2s.v1 import translator_pb2 as pb
-from service.config import Limits
 from service.errors import FieldViolation, InvalidRequest
+from service.limits import Limits
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,8 @@ class _Broken(BeamSearch):
     def advance(self, *args, **kwargs):
         raise RuntimeError("a search that fails")
 
+    advance_ranked = advance  # what a step calls once it has ranked the beams together
+
 
 def test_cancelled_and_failing_requests_leave_and_the_others_go_on(bundle, runner, caplog):
     eos = runner.graphs.eos_id

@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
-from s2s.search import FINISH_EOS, FINISH_MAX_LENGTH, BeamSearch, length_penalty
+from s2s.search import FINISH_EOS, FINISH_MAX_LENGTH, BeamSearch, best_candidates, length_penalty
 from s2s.tokenizer import EOS_ID
 
 VOCAB = 7
@@ -172,3 +172,25 @@ def test_an_eos_past_the_beam_is_skipped_and_the_walk_still_fills_the_beam():
     parents = search.advance(top, ids)
     assert parents.tolist() == [1, 1] and search.next_tokens.tolist() == [6, 5]
     assert not search.done and len(search._finished) == 1  # the skipped eos finished nothing
+
+
+def test_ranking_requests_together_keeps_each_requests_own_order_and_ties():
+    # Four requests of three live rows, six candidates a row, values quantised so that equal
+    # totals are common: ties must go to the lower row, then the higher-ranked candidate, as a
+    # request ranked alone (and the plain sort below) orders them.
+    rng = np.random.default_rng(7)
+    m, r, k, n = 4, 3, 6, 6
+    scores = np.round(rng.normal(size=(m, r)) * 2).astype(np.float32) / 2
+    top = -np.sort(np.round(rng.exponential(size=(m, r, k)) * 2), axis=2).astype(np.float32) / 2
+    ids = rng.permuted(np.tile(np.arange(4, 4 + k), (m, r, 1)), axis=2)
+    together = best_candidates(scores, top, ids, n)
+    for i in range(m):
+        [alone] = best_candidates(scores[i : i + 1], top[i : i + 1], ids[i : i + 1], n)
+        assert together[i] == alone
+        flat = [(float(scores[i, row] + top[i, row, rank]), row * k + rank)
+                for row in range(r) for rank in range(k)]  # fmt: skip
+        expected = [pos for _, pos in sorted(flat, key=lambda t: (-t[0], t[1]))][:n]
+        assert [row * k + int(np.flatnonzero(ids[i, row] == tok)[0]) for row, tok in
+                zip(alone.rows, alone.tokens, strict=True)] == expected  # fmt: skip
+    assert len({c.scores[0] for c in together}) > 1  # the requests really differ
+    assert any(len(set(c.scores)) < n for c in together)  # and ties really occur
