@@ -66,6 +66,12 @@ def best_candidates(
     ids are distinct, so at most r <= beam eos candidates are skipped and n = 2 * beam suffices."""
     m, r, k = top_log_probs.shape
     log_probs = top_log_probs.astype(np.float32, copy=False)
+    if m == 1:  # one request (the per-request decoders): 1-D calls, ~half the cost of the 2-D ones
+        cand = (scores[0].astype(np.float32, copy=False)[:, None] + log_probs[0]).ravel()
+        order = np.argsort(-cand, kind="stable")[:n]
+        rows = [position // k for position in order.tolist()]
+        tokens = top_ids[0].ravel()[order].tolist()
+        return [Candidates(rows, tokens, cand[order].tolist(), log_probs[0].ravel()[order].tolist())]
     cand = (scores.astype(np.float32, copy=False)[:, :, None] + log_probs).reshape(m, r * k)
     order = np.argsort(-cand, axis=1, kind="stable")[:, :n]  # (m, n) flat (row, rank) positions
     flat = order + (np.arange(m) * (r * k))[:, None]  # into the (m * r * k) raveled arrays
