@@ -11,46 +11,22 @@ and is counted, as onmt_translate does with empty lines.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TextIO
 
-from engine.sessions import Runner, RunnerConfig
 from s2s import unk
-from s2s.bundle import DEFAULT_BUNDLE_DIR, Bundle, load_bundle
 from s2s.v1 import translator_pb2 as pb
 from service.errors import InvalidRequest
 from service.handle import DecodeRequest
 from service.limits import Limits
+from service.offline_model import OfflineConfig, OfflineModel, open_model
 from service.pool import SchedulerPool
 from service.scheduler import Scheduler, SchedulerConfig
 from service.validation import validate_options, validate_texts
-
-
-@dataclass(frozen=True)
-class OfflineConfig:
-    bundle: Path | None = None  # None: the shipped default bundle
-    beam_size: int | None = None  # None: greedy
-    n_best: int | None = None
-    max_length: int | None = None
-    length_penalty: float | None = None
-    replace_unk: bool = False
-    in_flight: int = 256  # sources decoding or queued at once
-    # Decoder rows per step; 0: room for every source in flight (in_flight x beam), as
-    # onmt_translate's -batch_size counts sentences, each with its beam: with 64 rows a beam of 5
-    # decoded 12 sentences at once and took 1.4-2x the time of 160 rows (32 sentences).
-    max_rows: int = 0
-    threads: int = 0  # ONNX Runtime intra-op threads in all; 0 = one per core
-    precision: str = "fp32"  # the bundle's graphs to run: "fp32", or a variant it holds ("int8")
-    # Decode loops sharing the sessions, each with its own batch and threads // loops intra-op
-    # threads; 0 = two where there are two threads. Two loops overlap one's Python (search, batch
-    # bookkeeping) with the other's ONNX Runtime step: on 2 cores, eng-fra beam 5 took 3.3-3.8 s
-    # against 4.1-4.2 s with one loop of two threads, greedy 1.3-1.6 s against 1.5-1.7 s.
-    loops: int = 0
 
 
 @dataclass
@@ -75,19 +51,19 @@ def _options(config: OfflineConfig) -> pb.DecodeOptions:
 
 
 async def translate_lines(
-    lines: Iterable[str], config: OfflineConfig, out: TextIO, progress: TextIO | None = None
+    lines: Iterable[str],
+    config: OfflineConfig,
+    out: TextIO,
+    progress: TextIO | None = None,
+    opening: Future[OfflineModel] | None = None,
 ) -> OfflineReport:
-    """Translate every line of `lines` into `out`, in order; raise InvalidRequest for bad options."""
-    bundle: Bundle = await asyncio.to_thread(load_bundle, config.bundle or DEFAULT_BUNDLE_DIR)
+    """Translate every line of `lines` into `out`, in order; raise InvalidRequest for bad options.
+    `opening`: the model, already being opened by `start_opening(config)`; None: open it here."""
+    model = await (asyncio.wrap_future(opening) if opening else asyncio.to_thread(open_model, config))
+    bundle, runner, loops = model.bundle, model.runner, model.loops
     limits = Limits()
     settings = validate_options(_options(config), limits, bundle.max_length, bundle.max_length_ratio)
     decode = settings.decode
-    threads = config.threads or os.cpu_count() or 1  # in all
-    loops = config.loops or min(2, threads)  # --threads 1 means one thread: one loop
-    threads = max(1, threads // loops)  # per loop
-    runner = await asyncio.to_thread(
-        Runner.from_bundle, bundle, RunnerConfig(intra_op_threads=threads, precision=config.precision)
-    )
     rows = config.max_rows or config.in_flight * decode.beam_size
     scheduler_config = SchedulerConfig(max_rows=max(rows, decode.beam_size), max_beam=decode.beam_size,
                                        max_queue=config.in_flight * decode.beam_size)  # fmt: skip

@@ -166,9 +166,7 @@ def _translate_file(args: argparse.Namespace) -> int:
     import asyncio
     import contextlib
 
-    from s2s.bundle import BundleError
-    from service.errors import InvalidRequest
-    from service.offline import OfflineConfig, read_lines, translate_lines
+    from service.offline_model import OfflineConfig, start_opening
 
     if args.threads < 0 or args.loops < 0:
         bad = f"--threads and --loops must be >= 0, got {args.threads} and {args.loops}"
@@ -179,6 +177,12 @@ def _translate_file(args: argparse.Namespace) -> int:
         length_penalty=args.length_penalty, replace_unk=args.replace_unk, in_flight=max(1, args.in_flight),
         threads=args.threads, loops=args.loops, precision=args.precision,
     )  # fmt: skip
+    opening = start_opening(config)  # while the imports below run (service/offline_model.py)
+
+    from s2s.bundle import BundleError
+    from service.errors import InvalidRequest
+    from service.offline import read_lines, translate_lines
+
     progress = sys.stderr if sys.stderr.isatty() else None
     try:
         lines = read_lines(args.input)
@@ -187,7 +191,7 @@ def _translate_file(args: argparse.Namespace) -> int:
             if args.output
             else contextlib.nullcontext(sys.stdout) as out
         ):
-            report = asyncio.run(translate_lines(lines, config, out, progress))
+            report = asyncio.run(translate_lines(lines, config, out, progress, opening))
     except (BundleError, InvalidRequest, OSError, UnicodeDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -196,6 +200,7 @@ def _translate_file(args: argparse.Namespace) -> int:
           file=sys.stderr)  # fmt: skip
     for problem in report.problems:
         print(f"  {problem}", file=sys.stderr)
+    args.skip_teardown = True  # every line is written and the output closed (s2s.cli.main)
     return 0
 
 

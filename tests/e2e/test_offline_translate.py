@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +15,15 @@ import pytest
 from e2e_support import E2EModels, date_texts, e2e_config
 
 from service.client import AsyncTranslatorClient
-from service.offline import OfflineConfig, translate_lines
+from service.offline import translate_lines
+from service.offline_model import OfflineConfig
 from service.server import running_server
 
 S2S = [sys.executable, "-m", "s2s.cli"]
 
 
-def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*S2S, *args], input=stdin, capture_output=True, text=True, timeout=300)
+def _run(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*S2S, *args], input=stdin, capture_output=True, text=True, timeout=300, env=env)
 
 
 @pytest.mark.parametrize("loops", [1, 2], ids=["one-loop", "two-loops"])
@@ -63,6 +65,19 @@ def test_the_command_reads_a_file_or_stdin_and_writes_a_file(models: E2EModels, 
     assert len(output.read_text().splitlines()) == 2 and "translated 2 lines" in done.stderr
     piped = _run("translate", "--input", "-", "--bundle", str(models.bundle), stdin=source.read_text())
     assert piped.returncode == 0 and piped.stdout == output.read_text()
+
+
+def test_every_line_reaches_a_buffered_stdout_although_the_command_skips_teardown(models: E2EModels):
+    # The command ends with os._exit, which flushes nothing, so it flushes stdout itself. Some
+    # machines (the one this was written on among them) set PYTHONUNBUFFERED, which would hide a missing
+    # flush: the child runs without it, as a user's shell does.
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    texts = date_texts(40)
+    piped = _run(
+        "translate", "--input", "-", "--bundle", str(models.bundle), stdin="\n".join(texts) + "\n", env=env
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert len(piped.stdout.splitlines()) == 40 and all(piped.stdout.splitlines())
 
 
 @pytest.mark.parametrize(
