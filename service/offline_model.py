@@ -51,10 +51,11 @@ class OfflineModel:
 
 def open_model(config: OfflineConfig) -> OfflineModel:
     """Load the bundle and open its sessions for `config` (blocking; raises BundleError)."""
-    from engine.sessions import Runner, RunnerConfig
     from s2s.bundle import DEFAULT_BUNDLE_DIR, load_bundle
 
-    bundle = load_bundle(config.bundle or DEFAULT_BUNDLE_DIR)
+    bundle = load_bundle(config.bundle or DEFAULT_BUNDLE_DIR)  # before numpy and ONNX Runtime load
+    from engine.sessions import Runner, RunnerConfig
+
     threads = config.threads or os.cpu_count() or 1  # in all
     loops = config.loops or min(2, threads)  # --threads 1 means one thread: one loop
     runner = Runner.from_bundle(
