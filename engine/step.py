@@ -69,7 +69,7 @@ def step(runner: Runner, batch: DecodeBatch, decodings: Mapping[int, Decoding]) 
     gone: list[int] = []
     index: list[int] = []  # batch rows the next step continues
     tokens: list[int] = []  # the token each of them feeds
-    ranked = _rank_beams(out, ranges, decodings)
+    ranked = _rank_together(out, ranges, decodings)
     for key, (start, stop) in ranges.items():
         state = decodings[key]
         if state.cancelled:  # cancelled while the step ran: nobody waits for its tokens
@@ -93,18 +93,19 @@ def step(runner: Runner, batch: DecodeBatch, decodings: Mapping[int, Decoding]) 
     return StepOutcome(events, survivors, timings, gone)
 
 
-def _rank_beams(
+def _rank_together(
     out: StepOutput, ranges: Mapping[int, tuple[int, int]], decodings: Mapping[int, Decoding]
 ) -> dict[int, Candidates]:
-    """The ranked candidates of every beam request of the step, one set of numpy calls for all
+    """The ranked candidates of every request of the step, one set of numpy calls for all
     requests with the same live rows and k (under continuous batching: the newcomers' one row,
-    everyone else's beam): ranking each request alone cost ~12 numpy calls, ~25 us, per request
-    and step. Greedy requests keep their own fast path."""
+    everyone else's beam, greedy requests' one row): ranking each request alone cost ~12 numpy
+    calls, ~25 us, per beam request and step, and greedy's own fast path ~8 us (the offline
+    greedy job took 6% less CPU with greedy ranked together too)."""
     groups: dict[tuple[int, int], list[int]] = {}
     for key, (start, stop) in ranges.items():
         state = decodings[key]
         search = state.search
-        if search.beam_size > 1 and not state.cancelled and search.num_live == stop - start:
+        if not state.cancelled and search.num_live == stop - start:
             groups.setdefault((stop - start, search.k), []).append(key)
     ranked: dict[int, Candidates] = {}
     for (rows, k), keys in groups.items():
