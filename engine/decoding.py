@@ -42,11 +42,11 @@ def advance(key: int, state: Decoding, out: StepOutput, start: int, stop: int,
     if ranked is not None:
         parents = search.advance_ranked(ranked, attn if search.keep_attention else None)
     else:
-        parents = search.advance(
+        parents = search.advance_list(
             out.topk_log_probs[start:stop, : search.k],  # top-k is sorted: the first k are this k's
             out.topk_ids[start:stop, : search.k],
             attn if search.keep_attention else None,
-        ).tolist()
+        )
     state.steps += 1
     if state.stream:
         _stream(key, state, out.topk_log_probs[start:stop], attn, events)

@@ -24,6 +24,13 @@ from s2s.search import Candidates, best_candidates
 
 log = logging.getLogger(__name__)
 
+# Rows a group of requests must hold to be ranked together. The batched ranking costs ~50 us a
+# step plus ~3 us (greedy) or ~10 us (beam 5) a request; alone, a request costs ~14 us greedy and
+# ~32 us at beam 5 (with its share of the step). Measured break-even: ~10-12 greedy requests, 3 of
+# beam 5. Below it, and always for a lone request (the per-request decoders, the benchmarks'
+# baselines), each request ranks its own.
+RANK_TOGETHER_ROWS = 12
+
 
 @dataclass
 class StepTimings:
@@ -96,11 +103,12 @@ def step(runner: Runner, batch: DecodeBatch, decodings: Mapping[int, Decoding]) 
 def _rank_together(
     out: StepOutput, ranges: Mapping[int, tuple[int, int]], decodings: Mapping[int, Decoding]
 ) -> dict[int, Candidates]:
-    """The ranked candidates of every request of the step, one set of numpy calls for all
-    requests with the same live rows and k (under continuous batching: the newcomers' one row,
-    everyone else's beam, greedy requests' one row): ranking each request alone cost ~12 numpy
-    calls, ~25 us, per beam request and step, and greedy's own fast path ~8 us (the offline
-    greedy job took 6% less CPU with greedy ranked together too)."""
+    """The ranked candidates of the step's requests, one set of numpy calls for all requests
+    with the same live rows and k (under continuous batching: the newcomers' one row, everyone
+    else's beam, greedy requests' one row), for groups of at least RANK_TOGETHER_ROWS rows. A
+    request left out is ranked by its own `advance` (greedy by its fast path)."""
+    if out.topk_ids.shape[0] < RANK_TOGETHER_ROWS:  # no group can be large enough
+        return {}
     groups: dict[tuple[int, int], list[int]] = {}
     for key, (start, stop) in ranges.items():
         state = decodings[key]
@@ -109,6 +117,8 @@ def _rank_together(
             groups.setdefault((stop - start, search.k), []).append(key)
     ranked: dict[int, Candidates] = {}
     for (rows, k), keys in groups.items():
+        if len(keys) * rows < RANK_TOGETHER_ROWS:
+            continue
         starts = np.array([ranges[key][0] for key in keys], dtype=np.int64)
         index = starts[:, None] + np.arange(rows)  # (m, rows) batch rows
         scores = np.array([decodings[key].search.live_scores for key in keys], dtype=np.float32)

@@ -174,6 +174,12 @@ class BeamSearch:
     def advance(
         self, top_log_probs: np.ndarray, top_ids: np.ndarray, attention: np.ndarray | None = None
     ) -> np.ndarray:
+        """`advance_list`, with the parents as an int64 array."""
+        return np.asarray(self.advance_list(top_log_probs, top_ids, attention), dtype=np.int64)
+
+    def advance_list(
+        self, top_log_probs: np.ndarray, top_ids: np.ndarray, attention: np.ndarray | None = None
+    ) -> list[int]:
         """Take the step's candidates, (R, k') log-probs and ids, R = num_live, k' <= k, sorted or
         not. Returns `parents` (R',): next step's row i continues this step's row parents[i]
         (reorder decoder state with it) and feeds token `next_tokens[i]`. Once `done`, the
@@ -194,7 +200,7 @@ class BeamSearch:
             return self._advance_greedy(top_log_probs[0], top_ids[0], attention)
         scores = np.asarray(self._scores, dtype=np.float32)[None]  # (1, R)
         [candidates] = best_candidates(scores, top_log_probs[None], top_ids[None], 2 * self.beam_size)
-        return np.asarray(self.advance_ranked(candidates, attention), dtype=np.int64)
+        return self.advance_ranked(candidates, attention)
 
     def advance_ranked(self, candidates: Candidates, attention: np.ndarray | None = None) -> list[int]:
         """`advance` with the step's candidates already ranked by `best_candidates` (a batched
@@ -244,14 +250,14 @@ class BeamSearch:
             return []
         return live_rows
 
-    def _advance_greedy(self, log_probs: np.ndarray, ids: np.ndarray, attention) -> np.ndarray:
+    def _advance_greedy(self, log_probs: np.ndarray, ids: np.ndarray, attention) -> list[int]:
         """Beam size 1, the common case, without the general walk: the same rule (first best
         candidate, ties by rank) at a third of the cost per step."""
         step = self.length
         cand = self._scores[0] + log_probs.astype(np.float32, copy=False)  # (k,) float32
         best = int(cand.argmax())  # first maximum: the general rule's tie order
         score, token = cand[best], int(ids[best])
-        if not np.isfinite(score):
+        if not math.isfinite(score):
             self.done = True
         elif token == self.eos_id:
             self._finish_eos(step, 0, score, log_probs[best], attention)
@@ -271,8 +277,8 @@ class BeamSearch:
                 self.done = True
         if self.done:
             self._scores = []
-            return np.zeros(0, dtype=np.int64)
-        return np.zeros(1, dtype=np.int64)
+            return []
+        return [0]
 
     def _penalty(self, length: int) -> float:
         return length_penalty(length, self.alpha, self.length_norm)

@@ -10,11 +10,14 @@ import pytest
 from engine.decode import Decoder
 from engine.decoding import Decoding
 from engine.events import Failed, Finished, TokenEvent
-from engine.step import encode, step
+from engine.sessions import StepOutput
+from engine.step import RANK_TOGETHER_ROWS, _rank_together, encode, step
 from s2s.search import BeamSearch
 
 TOLERANCE = 1e-5  # alone vs batched: float32 sums over a padded source, taken in another order
-BEAMS = (1, 4, 1, 3, 2, 1)  # greedy and beam requests side by side
+BEAMS = (1, 4, 1, 3, 2, 1)  # greedy and beam requests side by side, each ranked alone
+# Enough requests of one beam (and greedy ones) that steps rank them together (RANK_TOGETHER_ROWS)
+TOGETHER = (3,) * 6 + (1,) * 14
 
 
 def _sources(bundle, count: int, seed: int) -> list[list[int]]:
@@ -49,18 +52,19 @@ def test_encode_pads_to_the_longest_source_with_one_bos_row_each(runner):
     assert batch.prev_tokens.tolist() == [runner.graphs.bos_id] * 2
 
 
-def test_a_shared_step_advances_greedy_and_beam_rows_as_the_per_request_loop_does(bundle, runner):
+@pytest.mark.parametrize("beams", [BEAMS, TOGETHER], ids=["ranked-alone", "ranked-together"])
+def test_a_shared_step_advances_greedy_and_beam_rows_as_the_per_request_loop_does(bundle, runner, beams):
     eos = runner.graphs.eos_id
-    sources = _sources(bundle, len(BEAMS), seed=1)
+    sources = _sources(bundle, len(beams), seed=1)
     decodings = {key: Decoding(search=_search(beam, eos), src_len=len(src))
-                 for key, (beam, src) in enumerate(zip(BEAMS, sources, strict=True))}  # fmt: skip
+                 for key, (beam, src) in enumerate(zip(beams, sources, strict=True))}  # fmt: skip
     batch, _ = encode(runner, list(decodings), sources)
     events, rows = _run(runner, batch, decodings)
-    assert max(rows) > len(BEAMS), "beam requests should have grown past their <bos> row"
+    assert max(rows) > len(beams), "beam requests should have grown past their <bos> row"
     finished = {key: event for key, event in events if isinstance(event, Finished)}
     assert sorted(finished) == list(decodings) and len(events) == len(decodings)
     alone = Decoder(runner, bundle)
-    for key, (beam, src) in enumerate(zip(BEAMS, sources, strict=True)):
+    for key, (beam, src) in enumerate(zip(beams, sources, strict=True)):
         expected = alone.run_search(np.asarray([src], dtype=np.int64), _search(beam, eos))
         got = finished[key].hypotheses
         assert finished[key].steps == decodings[key].steps
@@ -115,3 +119,31 @@ def test_cancelled_and_failing_requests_leave_and_the_others_go_on(bundle, runne
     assert key == 2 and "a search that fails" in str(failed.error)
     assert "request 2 failed" in caplog.text
     assert set(outcome.batch.row_owner.tolist()) == {0}, "only the healthy request goes on"
+
+
+def _output(rows_per_request: list[int], k: int) -> tuple[StepOutput, dict[int, tuple[int, int]]]:
+    rows = sum(rows_per_request)
+    log_probs = -np.sort(np.random.default_rng(3).exponential(size=(rows, k)), axis=1).astype(np.float32)
+    ids = np.tile(np.arange(4, 4 + k), (rows, 1))
+    out = StepOutput({}, np.zeros((rows, 2), np.float32), np.zeros((rows, 3), np.float32), log_probs, ids)
+    starts = np.cumsum([0, *rows_per_request])
+    return out, {key: (int(starts[key]), int(starts[key + 1])) for key in range(len(rows_per_request))}
+
+
+def test_only_groups_of_enough_rows_are_ranked_together():
+    # A lone request (the per-request decoders, the benchmarks' baselines) ranks its own, as it
+    # did before requests were ranked together; so do small groups, where that costs less.
+    assert RANK_TOGETHER_ROWS == 12, "the cases below are written for 12 rows"
+    def decodings(beams):
+        found = {}
+        for key, beam in enumerate(beams):
+            search = BeamSearch(beam, 1, 15, eos_id=2)
+            search._scores = [0.0] * beam  # past step 0: `beam` live rows
+            found[key] = Decoding(search=search, src_len=3)
+        return found
+
+    for beams, together in [((5,), set()), ((1,) * 11, set()), ((1,) * 12, set(range(12))),
+                            ((5, 5), set()), ((5, 5, 5), {0, 1, 2}), ((5, 5, 1), set())]:  # fmt: skip
+        out, ranges = _output(list(beams), 10)
+        ranked = _rank_together(out, ranges, decodings(beams))
+        assert set(ranked) == together, beams
