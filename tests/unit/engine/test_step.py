@@ -134,6 +134,7 @@ def test_only_groups_of_enough_rows_are_ranked_together():
     # A lone request (the per-request decoders, the benchmarks' baselines) ranks its own, as it
     # did before requests were ranked together; so do small groups, where that costs less.
     assert RANK_TOGETHER_ROWS == 12, "the cases below are written for 12 rows"
+
     def decodings(beams):
         found = {}
         for key, beam in enumerate(beams):
