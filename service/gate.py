@@ -279,10 +279,11 @@ async def _read_request(context: aio.ServicerContext, parse: Callable[[bytes], A
         raw = await context.read()
     else:
         # grpc.aio's read ends when the call does (EOF once the client cancels or the deadline
-        # fires in gRPC's core). In CI, under load, one call of twenty with 20-115 ms deadlines was
-        # started and never ended: nothing else a handler awaits before the request is read.
-        # A read bounded by the deadline ends such a call as the deadline, counted, its slot freed.
-        # asyncio.timeout costs a timer, not a task.
+        # fires in gRPC's core). The bound is a guard, not a fix: a read that outlived its deadline
+        # would hold a call slot for good, and this ends it as the deadline, counted, its slot
+        # freed. (The CI flake it was first written for, one call of twenty "never ended", was the
+        # test's own blocking scrape stalling the server's event loop: tests/e2e/local_server.py.)
+        # asyncio.timeout costs a timer, not a task: 10 us a call.
         try:
             async with asyncio.timeout(max(0.0, remaining) + READ_SLACK_S):
                 raw = await context.read()

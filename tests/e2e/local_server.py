@@ -7,6 +7,7 @@ what did not stop.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import random
@@ -139,7 +140,8 @@ def scrape(url: str) -> dict[tuple[str, frozenset], float]:
 def scrape_settled(url: str, timeout_s: float = 30.0) -> dict[tuple[str, frozenset], float]:
     """A scrape taken once every started call is also counted as handled. A client has its
     status a moment before the server's interceptor records it, so a scrape right after a call
-    may miss that call."""
+    may miss that call. It blocks: for a server in another process or thread only (a server on
+    the caller's event loop needs scrape_settled_async)."""
     deadline = time.monotonic() + timeout_s
     while True:
         scraped = scrape(url)
@@ -148,6 +150,21 @@ def scrape_settled(url: str, timeout_s: float = 30.0) -> dict[tuple[str, frozens
         if started == handled or time.monotonic() > deadline:
             return scraped
         time.sleep(0.01)
+
+
+async def scrape_settled_async(url: str, timeout_s: float = 30.0) -> dict[tuple[str, frozenset], float]:
+    """scrape_settled for a test whose server runs on the test's own event loop. The blocking
+    wait would stall the very loop that must finish the calls still in flight, so a call a
+    moment from its end stayed "started, never handled" for the whole 30 s: the CI flake of
+    one call in twenty never counted."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        scraped = await asyncio.to_thread(scrape, url)
+        started = sum(v for (n, _), v in scraped.items() if n == "grpc_server_started_total")
+        handled = sum(v for (n, _), v in scraped.items() if n == "grpc_server_handled_total")
+        if started == handled or time.monotonic() > deadline:
+            return scraped
+        await asyncio.sleep(0.01)
 
 
 def sample(scraped: dict, name: str, **labels: str) -> float:

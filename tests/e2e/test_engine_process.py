@@ -17,7 +17,7 @@ import grpc
 import pytest
 from e2e_support import DEFAULT_MODEL, ENDLESS_MODEL, E2EModels, date_texts, e2e_config, until
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from local_server import sample, scrape, scrape_settled
+from local_server import sample, scrape, scrape_settled_async
 
 from engine.sessions import ProviderUnavailable
 from s2s.bundle import BundleError
@@ -194,7 +194,7 @@ async def test_a_dead_engine_fails_its_calls_with_unavailable_and_is_restarted(
         watcher.cancel()
     serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
     assert not_serving in seen[seen.index(serving) :]  # it went down, then back up
-    scraped = scrape_settled(engine_server.metrics_server.url)
+    scraped = await scrape_settled_async(engine_server.metrics_server.url)
     assert sample(scraped, "s2s_engine_restarts_total", model=ENDLESS_MODEL) == 1
     assert sample(scraped, "s2s_engine_restarts_total", model=DEFAULT_MODEL) == 0
     assert sample(scraped, "s2s_requests_finished_total", model=ENDLESS_MODEL, reason="error") == 6

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from e2e_support import ENDLESS_MODEL, E2EModels, e2e_config, until
-from local_server import sample, scrape_settled
+from local_server import sample, scrape_settled_async
 from raw_h2 import RawConnection, call, grpc_frame
 
 from s2s.v1 import translator_pb2 as pb
@@ -27,8 +28,8 @@ async def measured(models: E2EModels) -> AsyncIterator[RunningServer]:
         yield running
 
 
-def _handled(server: RunningServer, code: str) -> float:
-    scraped = scrape_settled(server.metrics_server.url)
+async def _handled(server: RunningServer, code: str) -> float:
+    scraped = await scrape_settled_async(server.metrics_server.url)
     return sample(scraped, "grpc_server_handled_total", grpc_method="Translate", grpc_code=code)
 
 
@@ -66,15 +67,15 @@ async def test_a_huge_length_penalty_is_invalid_not_an_overflow(stub: pb_grpc.Tr
 async def test_a_message_that_does_not_parse_is_invalid_counted_and_not_logged(
     measured: RunningServer, caplog: pytest.LogCaptureFixture, body: bytes
 ):
-    before = _handled(measured, "INVALID_ARGUMENT")
+    before = await _handled(measured, "INVALID_ARGUMENT")
     async with grpc.aio.insecure_channel(measured.address) as channel:
         raw = channel.unary_unary(TRANSLATE)  # bytes in, bytes out
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await raw(body, timeout=10)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid message" in caught.value.details()
-    assert _handled(measured, "INVALID_ARGUMENT") == before + 1
-    assert _handled(measured, "UNKNOWN") == 0
+    assert await _handled(measured, "INVALID_ARGUMENT") == before + 1
+    assert await _handled(measured, "UNKNOWN") == 0
     assert not _errors(caplog)
 
 
@@ -149,8 +150,8 @@ async def test_a_deadline_that_passes_while_the_request_is_read_is_deadline_exce
     deadline_exceeded = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
     assert set(answers) == streams and {a.status for a in answers.values()} == {deadline_exceeded}
     await until(lambda: measured.gate.in_progress == 0)
-    assert _handled(measured, "DEADLINE_EXCEEDED") == 2
-    assert _handled(measured, "INVALID_ARGUMENT") == 0
+    assert await _handled(measured, "DEADLINE_EXCEEDED") == 2
+    assert await _handled(measured, "INVALID_ARGUMENT") == 0
     assert not _errors(caplog)
 
 
@@ -175,22 +176,24 @@ async def test_a_deadline_that_passes_mid_step_is_deadline_exceeded_and_not_logg
         codes = await asyncio.gather(*(late(0.02 + 0.005 * i) for i in range(20)))
     assert set(codes) == {grpc.StatusCode.DEADLINE_EXCEEDED}
 
-    def finished(reason: str) -> float:
-        scraped = scrape_settled(measured.metrics_server.url)
-        return sample(scraped, "s2s_requests_finished_total", model=ENDLESS_MODEL, reason=reason)
+    reasons = ("deadline", "cancelled", "eos", "max_length", "error")
+
+    async def finished() -> dict[str, float]:
+        scraped = await scrape_settled_async(measured.metrics_server.url)
+        return {r: sample(scraped, "s2s_requests_finished_total", model=ENDLESS_MODEL, reason=r)
+                for r in reasons}  # fmt: skip
 
     # Under load a call may expire before any of its texts reach the scheduler (gRPC cancels it
     # before dispatch): what is counted is what was received, and all of it as the deadline.
-    scraped = scrape_settled(measured.metrics_server.url)
+    scraped = await scrape_settled_async(measured.metrics_server.url)
     received = sample(scraped, "s2s_requests_received_total", model=ENDLESS_MODEL)
     assert received > 0
-    reasons = ("deadline", "cancelled", "eos", "max_length", "error")
-    try:
-        await until(lambda: sum(finished(r) for r in reasons) >= received)  # rows leave within a step
-    except AssertionError:
-        raise AssertionError({"received": received, **{r: finished(r) for r in reasons}}) from None
-    assert finished("deadline") == received and finished("cancelled") == 0
-    scraped = scrape_settled(measured.metrics_server.url)
+    waited_until = time.monotonic() + 30
+    while sum((counts := await finished()).values()) < received:  # rows leave within a step
+        assert time.monotonic() < waited_until, {"received": received, **counts}
+        await asyncio.sleep(0.01)
+    assert counts["deadline"] == received and counts["cancelled"] == 0
+    scraped = await scrape_settled_async(measured.metrics_server.url)
     started = sample(scraped, "grpc_server_started_total", grpc_method="Translate")
     late = sample(
         scraped, "grpc_server_handled_total", grpc_method="Translate", grpc_code="DEADLINE_EXCEEDED"

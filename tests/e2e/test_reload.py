@@ -16,7 +16,7 @@ import pytest
 from bundle_tools import copy_bundle
 from e2e_support import DEFAULT_MODEL, ENDLESS_MODEL, E2EModels, e2e_config, until
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from local_server import sample, scrape_settled
+from local_server import sample, scrape_settled_async
 
 from s2s.bundle import MANIFEST, sha256_file
 from s2s.v1 import translator_pb2 as pb
@@ -59,7 +59,7 @@ async def test_a_new_version_is_loaded_warm_and_becomes_the_newest(models: E2EMo
             ).model.version == "1"
             again = await admin.ReloadModels(pb.ReloadModelsRequest(), timeout=60)
             assert not again.loaded and not again.unloaded  # nothing changed on disk: nothing to do
-        scraped = scrape_settled(server.metrics_server.url)
+        scraped = await scrape_settled_async(server.metrics_server.url)
         assert sample(scraped, "s2s_model_info", model=DEFAULT_MODEL, version="2") == 1
         assert server.registry.get(DEFAULT_MODEL, "2").runner.warm_up_s is not None  # warm before traffic
 
@@ -122,7 +122,7 @@ async def test_calls_in_flight_finish_on_the_old_version_and_it_is_unloaded_afte
             finished = await long_call
             assert finished.model.version == "1" and len(finished.results[0].hypotheses[0].tokens) == 512
             await server.reloader.settled()
-        scraped = scrape_settled(server.metrics_server.url)
+        scraped = await scrape_settled_async(server.metrics_server.url)
         assert not [
             k
             for k in scraped
@@ -215,7 +215,7 @@ async def test_health_and_metrics_follow_the_models_served(models: E2EModels, ro
             assert await status(ENDLESS_MODEL) == health_pb2.HealthCheckResponse.NOT_SERVING
             assert await status(DEFAULT_MODEL) == health_pb2.HealthCheckResponse.SERVING
             await server.reloader.settled()
-        scraped = scrape_settled(server.metrics_server.url)
+        scraped = await scrape_settled_async(server.metrics_server.url)
         assert sample(scraped, "s2s_model_reloads_total", result="loaded") == 1
         assert sample(scraped, "s2s_model_reloads_total", result="unloaded") == 1
         assert sample(scraped, "s2s_model_reloads_total", result="refused") == 0
