@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from s2s import unk
-from s2s.v1 import translator_pb2 as pb
 from service.errors import InvalidRequest
 from service.handle import DecodeRequest
 from service.limits import Limits
 from service.offline_model import OfflineConfig, OfflineModel, open_model
 from service.pool import SchedulerPool
 from service.scheduler import Scheduler, SchedulerConfig
-from service.validation import validate_options, validate_texts
+from service.validation import OptionValues, validate_options, validate_texts
 
 
 @dataclass
@@ -42,11 +41,13 @@ class OfflineReport:
         return self.output_words / self.seconds if self.seconds else 0.0
 
 
-def _options(config: OfflineConfig) -> pb.DecodeOptions:
-    given = {"beam_size": config.beam_size, "n_best": config.n_best, "max_length": config.max_length,
-             "length_penalty": config.length_penalty}  # fmt: skip
-    return pb.DecodeOptions(
-        **{k: v for k, v in given.items() if v is not None}, replace_unk=config.replace_unk
+def _options(config: OfflineConfig) -> OptionValues:
+    return OptionValues(
+        beam_size=config.beam_size,
+        n_best=config.n_best,
+        max_length=config.max_length,
+        length_penalty=config.length_penalty,
+        replace_unk=config.replace_unk,
     )
 
 

@@ -177,6 +177,9 @@ def _translate_file(args: argparse.Namespace) -> int:
         length_penalty=args.length_penalty, replace_unk=args.replace_unk, in_flight=max(1, args.in_flight),
         threads=args.threads, loops=args.loops, precision=args.precision,
     )  # fmt: skip
+    # numpy's OpenBLAS starts a thread per core as it loads (~0.07 s of start-up, each thread
+    # with its own buffers); offline translation does no BLAS in numpy, ONNX Runtime has its own.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads; the user's value wins
     opening = start_opening(config)  # while the imports below run (service/offline_model.py)
 
     from s2s.bundle import BundleError

@@ -32,14 +32,19 @@ async def test_offline_answers_equal_the_servers_in_input_order(models: E2EModel
     out = io.StringIO()
     # A small window: lines finish out of order and must still come out in order. Two loops
     # (the default on two cores) split the window between two batches; the answers must not move.
-    config = OfflineConfig(bundle=models.bundle, beam_size=3, in_flight=7, threads=loops, loops=loops)
+    # The length penalty crosses as a plain float offline and as the message's float32 served.
+    penalty = {"length_penalty": 0.6} if loops == 2 else {}
+    config = OfflineConfig(
+        bundle=models.bundle, beam_size=3, in_flight=7, threads=loops, loops=loops, **penalty
+    )
     report = await translate_lines(texts, config, out)
     offline = out.getvalue().splitlines()
     async with running_server(e2e_config(models)) as server:
         async with AsyncTranslatorClient(server.address, timeout=60) as client:
             served = []
             for start in range(0, len(texts), 16):
-                served += [t.text for t in await client.translate(texts[start : start + 16], beam_size=3)]
+                answers = await client.translate(texts[start : start + 16], beam_size=3, **penalty)
+                served += [t.text for t in answers]
     assert report.lines == 150 and report.invalid == 0
     assert offline == served
     assert report.output_words == sum(len(t.split()) for t in served)
@@ -78,6 +83,28 @@ def test_every_line_reaches_a_buffered_stdout_although_the_command_skips_teardow
     )
     assert piped.returncode == 0, piped.stderr
     assert len(piped.stdout.splitlines()) == 40 and all(piped.stdout.splitlines())
+
+
+@pytest.mark.parametrize("given", [None, "2"], ids=["unset", "the-users"])
+def test_the_command_keeps_numpys_openblas_to_one_thread_unless_the_user_says(
+    models: E2EModels, tmp_path: Path, given: str | None
+):
+    # Set before numpy loads, or OpenBLAS has started a thread per core already (~0.07 s).
+    source = tmp_path / "in.txt"
+    source.write_text("1 May 2001\n")
+    code = (
+        "import os, sys\n"
+        "from s2s.cli import main\n"
+        "assert 'numpy' not in sys.modules, 'numpy loaded before the command ran'\n"
+        f"code = main(['translate', '--input', {str(source)!r}, '--bundle', {str(models.bundle)!r}])\n"
+        "print(code, os.environ.get('OPENBLAS_NUM_THREADS'), file=sys.stderr)\n"
+    )
+    env = {name: value for name, value in os.environ.items() if name != "OPENBLAS_NUM_THREADS"}
+    if given:
+        env["OPENBLAS_NUM_THREADS"] = given
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == f"0 {given or 1}"
 
 
 @pytest.mark.parametrize(

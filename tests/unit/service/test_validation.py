@@ -9,7 +9,7 @@ from s2s.tokenizer import UNK_ID, Tokenizer
 from s2s.v1 import translator_pb2 as pb
 from service.config import Limits
 from service.errors import InvalidRequest
-from service.validation import DecodeSettings, validate_options, validate_texts
+from service.validation import DecodeSettings, OptionValues, validate_options, validate_texts
 
 LIMITS = Limits(max_texts=4, max_text_chars=40, max_src_tokens=8, max_beam=5, max_output_len=50)
 TOKENIZER = Tokenizer.build(["one two three", "four five"], kind="word")
@@ -94,6 +94,28 @@ def test_every_bad_option_is_reported_at_once() -> None:
     with pytest.raises(InvalidRequest) as exc:
         validate_options(pb.DecodeOptions(beam_size=0, max_length=0, length_penalty=-1), LIMITS, 20, None)
     assert set(_violations(exc)) == {"options.beam_size", "options.max_length", "options.length_penalty"}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"beam_size": 4, "n_best": 2, "length_penalty": 0.6},
+        {"max_length": 7},
+        {"max_length": 40, "max_length_ratio": 3.0, "replace_unk": True},
+        {"return_attention": True, "beam_size": 1},
+        {"beam_size": 2, "n_best": 3, "max_length": 0, "length_penalty": -1.0},  # every one bad
+    ],
+)
+def test_plain_option_values_validate_as_the_protobuf_message_does(fields: dict) -> None:
+    # Offline translation passes OptionValues; the server, DecodeOptions: one set of rules.
+    def outcome(options):
+        try:
+            return validate_options(options, LIMITS, 20, 2.0)
+        except InvalidRequest as exc:
+            return [(v.field, v.description) for v in exc.violations]
+
+    assert outcome(OptionValues(**fields)) == outcome(pb.DecodeOptions(**fields))
 
 
 @pytest.mark.parametrize(
