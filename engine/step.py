@@ -109,14 +109,14 @@ def _rank_together(
     request left out is ranked by its own `advance` (greedy by its fast path)."""
     if out.topk_ids.shape[0] < RANK_TOGETHER_ROWS:  # no group can be large enough
         return {}
-    groups: dict[tuple[int, int], list[int]] = {}
+    groups: dict[tuple[int, int, int], list[int]] = {}
     for key, (start, stop) in ranges.items():
         state = decodings[key]
         search = state.search
         if not state.cancelled and search.num_live == stop - start:
-            groups.setdefault((stop - start, search.k), []).append(key)
+            groups.setdefault((stop - start, search.k, search.walk_length), []).append(key)
     ranked: dict[int, Candidates] = {}
-    for (rows, k), keys in groups.items():
+    for (rows, k, walk_length), keys in groups.items():
         if len(keys) * rows < RANK_TOGETHER_ROWS:
             continue
         starts = np.array([ranges[key][0] for key in keys], dtype=np.int64)
@@ -124,5 +124,5 @@ def _rank_together(
         scores = np.array([decodings[key].search.live_scores for key in keys], dtype=np.float32)
         top_log_probs = out.topk_log_probs[index][:, :, :k]  # (m, rows, k): the first k are this k's
         top_ids = out.topk_ids[index][:, :, :k]
-        ranked.update(zip(keys, best_candidates(scores, top_log_probs, top_ids, k), strict=True))
+        ranked.update(zip(keys, best_candidates(scores, top_log_probs, top_ids, walk_length), strict=True))
     return ranked

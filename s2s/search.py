@@ -167,7 +167,18 @@ class BeamSearch:
 
     @property
     def k(self) -> int:
-        """Candidates each row must supply: enough that beam_size survive any eos among them."""
+        """Candidates each row must supply: enough that beam_size survive any eos among them.
+        A row's ids are distinct, so at most one of its candidates is eos, and the walk stops at
+        beam_size survivors: it never reads more than beam_size + 1 of one row's candidates.
+        The walk over these equals the walk over any longer lists (ONNX Runtime's TopK costs
+        ~4.5 us a row at 6, ~6 us at 10 over 4,000 ids)."""
+        return self.beam_size + 1
+
+    @property
+    def walk_length(self) -> int:
+        """Positions of a step's ranked candidates (all live rows' together) the walk may read:
+        each row has at most one eos among them, and rows <= beam_size, so 2 x beam_size always
+        hold beam_size survivors. What `best_candidates` must return (its n)."""
         return 2 * self.beam_size
 
     # -- one step --------------------------------------------------------------------------------
@@ -199,7 +210,7 @@ class BeamSearch:
                 self._src_len = attention.shape[1]
             return self._advance_greedy(top_log_probs[0], top_ids[0], attention)
         scores = np.asarray(self._scores, dtype=np.float32)[None]  # (1, R)
-        [candidates] = best_candidates(scores, top_log_probs[None], top_ids[None], 2 * self.beam_size)
+        [candidates] = best_candidates(scores, top_log_probs[None], top_ids[None], self.walk_length)
         return self.advance_ranked(candidates, attention)
 
     def advance_ranked(self, candidates: Candidates, attention: np.ndarray | None = None) -> list[int]:

@@ -64,6 +64,28 @@ def open_model(config: OfflineConfig) -> OfflineModel:
     return OfflineModel(bundle, runner, loops)
 
 
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc keep the memory a job frees, for the next allocation, instead of handing it
+    back to the kernel and faulting it in again: a step's batch arrays (memory and keys, several
+    MB each) are freed and reallocated at every change of the batch's layout. With glibc's
+    defaults the 903-line beam-5 job took ~70k page faults and 0.43 s of system time; with this
+    ~50k and 0.30 s (medians of 7 runs). For a job that ends: the process holds its peak heap
+    until it exits, which a server would not want. False where the C library is not glibc."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS): its allocator keeps its own policy
+        return False
+    # Sizes are ints; 1 GiB: no allocation of this job is mmap'ed alone (each one would be
+    # zero-filled page by page again), and no free trims the heap.
+    return bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30)) and bool(mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1))
+
+
 def start_opening(config: OfflineConfig) -> Future[OfflineModel]:
     """`open_model(config)` in a thread of its own; its outcome (or error) in the future."""
     opened: Future[OfflineModel] = Future()

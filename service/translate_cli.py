@@ -166,7 +166,7 @@ def _translate_file(args: argparse.Namespace) -> int:
     import asyncio
     import contextlib
 
-    from service.offline_model import OfflineConfig, start_opening
+    from service.offline_model import OfflineConfig, keep_freed_memory, start_opening
 
     if args.threads < 0 or args.loops < 0:
         bad = f"--threads and --loops must be >= 0, got {args.threads} and {args.loops}"
@@ -180,6 +180,7 @@ def _translate_file(args: argparse.Namespace) -> int:
     # numpy's OpenBLAS starts a thread per core as it loads (~0.07 s of start-up, each thread
     # with its own buffers); offline translation does no BLAS in numpy, ONNX Runtime has its own.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads; the user's value wins
+    keep_freed_memory()  # before the job allocates: the process ends with it
     opening = start_opening(config)  # while the imports below run (service/offline_model.py)
 
     from s2s.bundle import BundleError

@@ -5,7 +5,7 @@ Every source of a batch has its own `s2s.search.BeamSearch`; their live rows are
 server must equal token for token, so it does exactly what they do:
 - the first state is the encoder's final state, the first input feed is zeros, the first token
   is <bos>;
-- each row supplies its k = 2 * beam_size best candidates (clamped to the vocabulary), ordered by
+- each row supplies its k = BeamSearch.k best candidates (clamped to the vocabulary), ordered by
   log-prob descending with ties broken by the lower token id (ONNX TopK's rule);
 - BeamSearch decides what lives and finishes; its `parents` reorder the decoder state.
 """
@@ -73,7 +73,7 @@ def decode_batch(
     mask_all = Seq2Seq.source_mask(lengths, src.size(1))  # (B, T)
     while True:
         out = model.decode_step(prev, state, feed, enc.memory[row_src], enc.keys[row_src], mask_all[row_src])
-        values, ids = top_k(out.log_probs, 2 * cfg.beam_size)
+        values, ids = top_k(out.log_probs, searches[0].k)  # every search has this beam
         values, ids = values.cpu().numpy(), ids.cpu().numpy()
         attn = out.attn.cpu().numpy() if cfg.keep_attention else None
         row_src_np = row_src.cpu().numpy()

@@ -148,3 +148,39 @@ def test_only_groups_of_enough_rows_are_ranked_together():
         out, ranges = _output(list(beams), 10)
         ranked = _rank_together(out, ranges, decodings(beams))
         assert set(ranked) == together, beams
+
+
+def test_requests_ranked_together_walk_as_each_alone_does_with_eos_in_many_rows():
+    # Eos ranks high in most rows, so the walk skips several of them and must read past the
+    # first k positions of the merged order: ranked together it must be handed as many as alone.
+    beam, requests = 4, 5  # 20 live rows: one group, ranked together
+    rng = np.random.default_rng(11)
+    eos = 2
+
+    def past_step_0():
+        search = BeamSearch(beam, beam, 15, eos_id=eos)
+        search._scores = np.round(rng.normal(size=beam), 1).astype(np.float32).tolist()
+        search._tokens, search._parents, search._log_probs = [[5] * beam], [[0] * beam], [[0.0] * beam]
+        search.length = 1
+        return search
+
+    searches = {key: past_step_0() for key in range(requests)}
+    twins = {key: past_step_0() for key in range(requests)}
+    for key in searches:
+        twins[key]._scores = list(searches[key]._scores)
+    k = searches[0].k
+    rows = beam * requests
+    log_probs = -np.sort(np.round(rng.exponential(size=(rows, k)), 1), axis=1).astype(np.float32)
+    ids = np.array([rng.permutation([eos, *range(4, 4 + 3 * k)])[:k] for _ in range(rows)])
+    ids[rng.random(rows) < 0.7, 0] = eos  # eos first in most rows (the ids stay distinct per row)
+    ids[:, 1:][ids[:, 1:] == eos] = 3 + 3 * k + 1  # ... and nowhere else in those rows
+    out = StepOutput({}, np.zeros((rows, 2), np.float32), np.zeros((rows, 3), np.float32), log_probs, ids)
+    ranges = {key: (key * beam, (key + 1) * beam) for key in range(requests)}
+    ranked = _rank_together(out, ranges, {key: Decoding(search=s, src_len=3) for key, s in searches.items()})
+    assert set(ranked) == set(searches)
+    for key, (start, stop) in ranges.items():
+        together = searches[key].advance_ranked(ranked[key])
+        alone = twins[key].advance_list(log_probs[start:stop], ids[start:stop])
+        assert (together, searches[key].next_token_ids) == (alone, twins[key].next_token_ids), key
+        assert len(searches[key]._finished) == len(twins[key]._finished)
+    assert sum(len(s._finished) for s in searches.values()) >= requests  # eos really finished some

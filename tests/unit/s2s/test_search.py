@@ -194,3 +194,37 @@ def test_ranking_requests_together_keeps_each_requests_own_order_and_ties():
                 zip(alone.rows, alone.tokens, strict=True)] == expected  # fmt: skip
     assert len({c.scores[0] for c in together}) > 1  # the requests really differ
     assert any(len(set(c.scores)) < n for c in together)  # and ties really occur
+
+
+def _search_with(beam: int, n_best: int, alpha: float, width, log_probs_of) -> tuple:
+    """A whole search fed `width(search)` candidates a row; its results and every step's parents."""
+    search = BeamSearch(beam_size=beam, n_best=n_best, max_len=9, length_penalty=alpha)
+    search.greedy_fast_path = False  # the general walk, at beam 1 too
+    prefixes, parents_seen = [()], []
+    while not search.done:
+        lps = np.stack([log_probs_of(p) for p in prefixes])
+        ids = np.argsort(-lps, axis=1, kind="stable")[:, : width(search)]  # TopK's order and ties
+        parents = search.advance(np.take_along_axis(lps, ids, axis=1), ids)
+        parents_seen.append((parents.tolist(), search.next_tokens.tolist()))
+        prefixes = [prefixes[p] + (int(t),) for p, t in zip(parents, search.next_tokens, strict=True)]
+    return [(h.tokens, h.score, h.finish_reason) for h in search.results()], parents_seen
+
+
+@pytest.mark.parametrize("beam", [1, 2, 3, 5])
+def test_k_candidates_a_row_walk_as_the_whole_vocabulary_does(beam):
+    # k = beam + 1 is what ONNX Runtime's TopK returns: the searches must not tell it from all
+    # VOCAB candidates. Eos is made likely (it is the candidate a row can spend) and log-probs are
+    # quantised, so that ties across rows and eos among the best are common.
+    def eos_heavy(prefix):
+        lps = toy_log_probs(prefix) / 2
+        lps[EOS_ID] = max(lps) + 0.25 * (hash(prefix) % 3 - 1)
+        return (np.round(lps * 2) / 2).astype(np.float32)
+
+    seen_eos_in_top = False
+    for n_best, alpha in [(1, 0.0), (beam, 0.6)]:
+        full = _search_with(beam, n_best, alpha, lambda s: VOCAB, eos_heavy)
+        assert _search_with(beam, n_best, alpha, lambda s: s.k, eos_heavy) == full
+        seen_eos_in_top |= any(h[2] == FINISH_EOS for h in full[0])
+        if beam > 1:  # one candidate fewer a row is not enough: the check can fail
+            assert _search_with(beam, n_best, alpha, lambda s: s.k - 1, eos_heavy) != full
+    assert seen_eos_in_top
