@@ -14,6 +14,7 @@ only the small decoder state and the top-k come back each step.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -25,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from engine.batch import DecodeBatch
-from s2s.bundle import GRAPHS, Bundle
+from s2s.bundle import GRAPHS, Bundle, BundleError
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,10 @@ class GraphFiles:
     eos_id: int
     tgt_vocab_size: int
     pre_optimized: bool = False  # graphs ONNX Runtime already optimised offline (*.opt.onnx)
+    # The manifest's sha256 of each graph file; the runner checks the very bytes it opens
+    # against them (None: paths given by hand, nothing to check against).
+    encoder_sha256: str | None = None
+    decoder_step_sha256: str | None = None
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, config: RunnerConfig) -> GraphFiles:
@@ -84,6 +89,7 @@ class GraphFiles:
         optimized = config.use_saved_optimized and saved_for == PROVIDERS.get(config.provider)
         paths = {g: bundle.graph_path(g, precision, optimized=optimized) for g in GRAPHS}
         plain = {g: bundle.graph_path(g, precision) for g in GRAPHS}
+        digests = {g: bundle.checksum(paths[g]) for g in GRAPHS}
         return cls(
             encoder=paths["encoder"],
             decoder_step=paths["decoder_step"],
@@ -92,6 +98,8 @@ class GraphFiles:
             eos_id=int(bundle.special_ids["eos"]),
             tgt_vocab_size=bundle.model.tgt_vocab_size,
             pre_optimized=paths != plain,
+            encoder_sha256=digests["encoder"],
+            decoder_step_sha256=digests["decoder_step"],
         )
 
 
@@ -153,8 +161,8 @@ class Runner:
         self.graphs = graphs
         self.config = config
         providers = resolve_provider(config.provider, ort.get_available_providers(), config.require_provider)
-        self.encoder = self._open(graphs.encoder, providers)
-        self.decoder = self._open(graphs.decoder_step, providers)
+        self.encoder = self._open(graphs.encoder, graphs.encoder_sha256, providers)
+        self.decoder = self._open(graphs.decoder_step, graphs.decoder_step_sha256, providers)
         active = self.decoder.get_providers()[0]
         if active != providers[0]:  # e.g. CUDA installed but no usable device or driver
             if config.require_provider:
@@ -178,17 +186,24 @@ class Runner:
         self.hidden, self.layers = self._probe_sizes()
         self.warm_up_s: float | None = None  # seconds the last warm_up took; None: never warmed
 
-    def _open(self, path: Path, providers: list[str]) -> ort.InferenceSession:
+    def _open(self, path: Path, sha256: str | None, providers: list[str]) -> ort.InferenceSession:
+        """A session over the bytes of `path`, read once and checked against `sha256` first: the
+        graph that runs is the one verified, whatever happens to the file meanwhile. (A bundle's
+        graphs are self-contained files; the format has no external tensor data.)"""
         if not path.is_file():
             raise FileNotFoundError(f"graph file {path} does not exist")
         log.info("loading %s on %s", path, providers[0])
+        model = path.read_bytes()
+        if sha256 is not None and (actual := hashlib.sha256(model).hexdigest()) != sha256:
+            raise BundleError(
+                f"graph {path} failed verification: sha256 mismatch "
+                f"(manifest {sha256[:12]}…, file {actual[:12]}…)"
+            )
         options = session_options(self.config, pre_optimized=self.graphs.pre_optimized)
         provider_options = [
             {"device_id": self.config.device_id} if p == PROVIDERS["cuda"] else {} for p in providers
         ]
-        return ort.InferenceSession(
-            str(path), options, providers=providers, provider_options=provider_options
-        )
+        return ort.InferenceSession(model, options, providers=providers, provider_options=provider_options)
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, config: RunnerConfig = RunnerConfig()) -> Runner:

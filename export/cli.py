@@ -48,6 +48,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_option(parser, "--optimization-level", env=_ENV + "OPTIMIZATION_LEVEL", default="extended",
                choices=["disable", "basic", "extended", "all"],
                help="ONNX Runtime level of the graphs saved as *.opt.onnx ('disable': none)")  # fmt: skip
+    add_option(parser, "--fold", env=_ENV + "FOLD", default=True, flag_bool=True,
+               help="take constant products into the step graph where they pay (same function, "
+                    "fewer multiply-adds a step); --no-fold: the plain graph")  # fmt: skip
     add_option(parser, "--force", env=_ENV + "FORCE", default=False, flag_bool=True,
                help="replace an existing bundle of the same name and version")  # fmt: skip
     add_option(parser, "--max-length", env=_ENV + "MAX_LENGTH", type=int, default=128,
@@ -76,6 +79,7 @@ def _export_command(args: argparse.Namespace) -> int:
             opset=args.opset,
             optimization_level=args.optimization_level,
             force=args.force,
+            fold=args.fold,
             max_length=args.max_length,
             max_length_ratio=args.max_length_ratio,
         )

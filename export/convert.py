@@ -23,7 +23,7 @@ import torch
 
 from export.dummy_inputs import decoder_step_example, encoder_example
 from export.spec import DYNAMIC_AXES, Dims, GraphSpec, graph_specs
-from export.wrappers import DecoderStepGraph, EncoderGraph
+from export.wrappers import DecoderStepGraph, EncoderGraph, FoldedDecoderStepGraph
 
 DEFAULT_OPSET = 17  # LSTM/GRU with sequence_lens, TopK with a K input; every ONNX Runtime since 1.11
 # torch's C++ shape inference prints this for every packed RNN, straight to the process's stderr
@@ -120,8 +120,11 @@ def _name_generated_dims(path: Path, spec: GraphSpec) -> None:
         onnx.save(model, str(path))
 
 
-def export_graphs(model: torch.nn.Module, out_dir: Path, opset: int = DEFAULT_OPSET) -> dict[str, GraphSpec]:
-    """Write encoder.onnx and decoder_step.onnx for `model` (put in eval mode) into `out_dir`."""
+def export_graphs(
+    model: torch.nn.Module, out_dir: Path, opset: int = DEFAULT_OPSET, folds: tuple[str, ...] = ()
+) -> dict[str, GraphSpec]:
+    """Write encoder.onnx and decoder_step.onnx for `model` (put in eval mode) into `out_dir`;
+    the step with `folds` taken (export/wrappers.py), the same inputs and outputs either way."""
     model.eval()
     specs = graph_specs(dims_of(model.cfg))
     with torch.no_grad():
@@ -133,7 +136,9 @@ def export_graphs(model: torch.nn.Module, out_dir: Path, opset: int = DEFAULT_OP
             opset,
         )
         _export(
-            DecoderStepGraph(model, len(model.cfg.state_names)),
+            FoldedDecoderStepGraph(model, len(model.cfg.state_names), folds)
+            if folds
+            else DecoderStepGraph(model, len(model.cfg.state_names)),
             decoder_step_example(model),
             out_dir / specs["decoder_step"].file,
             specs["decoder_step"],

@@ -23,6 +23,7 @@ from export.manifest import build_manifest, hash_files, write_manifest
 from export.optimize import DEFAULT_LEVEL, LEVELS, optimize_graphs
 from export.quantize import convert_fp16, quantize_int8
 from export.validate import validate_graphs
+from export.wrappers import step_folds
 from s2s.bundle import GRAPHS, load_bundle
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class ExportConfig:
     force: bool = False  # replace an existing out_dir/<name>/<version>
     max_length: int = 128  # default output-token cap the server applies
     max_length_ratio: float = 3.0  # default cap: ceil(ratio * source tokens)
+    # Take constant products into the step graph where they pay (export/wrappers.py step_folds):
+    # the same function with fewer multiply-adds a step; False writes the plain graph.
+    fold: bool = True
 
     def __post_init__(self) -> None:
         if self.quantize not in (None, *QUANTIZE_CHOICES):
@@ -110,7 +114,8 @@ def export_model(model, checkpoint: dict, config: ExportConfig, stage: Stage = _
 def _write_bundle(model, checkpoint: dict, name: str, config: ExportConfig, out: Path, stage: Stage) -> None:
     model.eval()
     stage("ONNX graphs")
-    specs = export_graphs(model, out, config.opset)
+    folds = step_folds(model) if config.fold else ()
+    specs = export_graphs(model, out, config.opset, folds)
     base = {graph: specs[graph].file for graph in GRAPHS}
     stage("validation")
     report = validate_graphs(model, _paths(out, base), specs)
@@ -166,6 +171,7 @@ def _write_bundle(model, checkpoint: dict, name: str, config: ExportConfig, out:
         optimized=optimized,
         max_length=config.max_length,
         max_length_ratio=config.max_length_ratio,
+        folded=folds,
     )
     assert set(manifest["files"]) == set(hash_files(out)), "every file must be checksummed"
     write_manifest(out, manifest)

@@ -81,6 +81,7 @@ def build_manifest(
     optimized: dict | None,
     max_length: int,
     max_length_ratio: float,
+    folded: tuple[str, ...] = (),
 ) -> dict:
     manifest = {
         "format": FORMAT,
@@ -96,6 +97,7 @@ def build_manifest(
             "onnxruntime": onnxruntime.__version__,
             "opset": opset,
             "converter": "torch.onnx TorchScript exporter (dynamo=False)",
+            "folded": list(folded),  # constant products taken into the step graph (export/wrappers.py)
         },
         "model": {field: getattr(config, field) for field in _MODEL_FIELDS},
         "special_ids": {"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID, "unk": UNK_ID},

@@ -123,6 +123,14 @@ class Bundle:
             raise BundleError(f"unknown graph {graph!r}; expected one of {GRAPHS}")
         return self.manifest["graphs"][graph]
 
+    def checksum(self, file: Path) -> str:
+        """The manifest's sha256 of `file`, a path inside the bundle; BundleError if none is listed."""
+        name = file.relative_to(self.path).as_posix()
+        try:
+            return str(self.manifest["files"][name])
+        except KeyError:
+            raise BundleError(f"bundle {self.path}: {name} has no checksum in 'files'") from None
+
     def precisions(self) -> list[str]:
         """Precisions this bundle holds graphs for: always fp32, plus its variants."""
         return ["fp32", *[v for v in self.variants if v in PRECISIONS and v != "fp32"]]

@@ -129,6 +129,23 @@ def test_usage_and_input_errors_exit_2_with_a_line_saying_why(
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_graph_whose_bytes_differ_from_the_manifest_is_refused(models: E2EModels, tmp_path: Path):
+    # Offline translation reads only the graphs it runs, and checks those bytes (engine/sessions.py).
+    import shutil
+
+    bundle = Path(shutil.copytree(models.bundle, tmp_path / "bundle"))
+    graph = next(bundle.glob("decoder_step.opt.onnx"), bundle / "decoder_step.onnx")
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    source = tmp_path / "in.txt"
+    source.write_text("1 May 2001\n")
+    done = _run("translate", "--input", str(source), "--bundle", str(bundle))
+    assert done.returncode == 2, done.stderr
+    assert f"{graph.name} failed verification: sha256 mismatch" in done.stderr
+    assert "Traceback" not in done.stderr and not done.stdout
+
+
 def test_int8_graphs_translate_every_line(models: E2EModels, tmp_path: Path):
     from export.exporter import ExportConfig, export_model
 

@@ -102,6 +102,24 @@ def test_a_missing_graph_file_is_reported(bundle, tmp_path):
         Runner(files)
 
 
+def test_the_runner_checks_the_bytes_it_opens_and_reads_no_other_graph(bundle, tmp_path):
+    import shutil
+
+    from s2s.bundle import load_bundle
+
+    copy = Path(shutil.copytree(bundle.path, tmp_path / "bundle"))
+    loaded = load_bundle(copy)  # verified: every file as the manifest says
+    opened = GraphFiles.from_bundle(loaded, RunnerConfig())
+    assert opened.pre_optimized, "the shipped bundle has optimised graphs: the plain ones stay unread"
+    (copy / "decoder_step.onnx").write_bytes(b"not a graph")  # a file the runner does not open
+    Runner(opened)
+    data = bytearray(opened.decoder_step.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte of a weight: still a loadable graph
+    opened.decoder_step.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"decoder_step\.opt\.onnx failed verification: sha256 mismatch"):
+        Runner(opened)
+
+
 # -- the graph contract ------------------------------------------------------------------------
 def _encoded_batch(runner: Runner, lengths: list[int]) -> tuple[DecodeBatch, np.ndarray]:
     rng = np.random.default_rng(0)
