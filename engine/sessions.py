@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,8 +162,14 @@ class Runner:
         self.graphs = graphs
         self.config = config
         providers = resolve_provider(config.provider, ort.get_available_providers(), config.require_provider)
-        self.encoder = self._open(graphs.encoder, graphs.encoder_sha256, providers)
-        self.decoder = self._open(graphs.decoder_step, graphs.decoder_step_sha256, providers)
+        # The two sessions open side by side: reading, hashing and ONNX Runtime's initialisation
+        # release the GIL (eng-fra: 150 ms against 200 ms one after the other).
+        with ThreadPoolExecutor(1, thread_name_prefix="s2s-open-encoder") as opener:
+            encoder = opener.submit(self._open, graphs.encoder, graphs.encoder_sha256, providers)
+            try:
+                self.decoder = self._open(graphs.decoder_step, graphs.decoder_step_sha256, providers)
+            finally:
+                self.encoder = encoder.result()  # waits; its error, if any, is raised too
         active = self.decoder.get_providers()[0]
         if active != providers[0]:  # e.g. CUDA installed but no usable device or driver
             if config.require_provider:
