@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.model import StepOutput
+
 
 class EncoderGraph(nn.Module):
     """(src_ids (B, T), src_lengths (B,)) -> (memory, keys, init_h[, init_c])."""
@@ -42,10 +44,14 @@ class DecoderStepGraph(nn.Module):
         self.model = model
         self.num_states = num_states  # 2 for LSTM (h, c), 1 for GRU (h)
 
+    def decode_step(self, prev_tokens, state, feed, memory, keys, src_mask):
+        """The step this graph computes (the model's own; FoldedDecoderStepGraph's differs)."""
+        return self.model.decode_step(prev_tokens, state, feed, memory, keys, src_mask)
+
     def forward(self, prev_tokens: torch.Tensor, *rest: torch.Tensor):
         state = tuple(rest[: self.num_states])
         feed, memory, keys, src_mask, k = rest[self.num_states :]
-        out = self.model.decode_step(prev_tokens, state, feed, memory, keys, src_mask)
+        out = self.decode_step(prev_tokens, state, feed, memory, keys, src_mask)
         # k[0] (not int(k)) keeps k a graph input: the tracer records it as TopK's K tensor.
         top_log_probs, top_ids = torch.topk(out.log_probs, k[0], dim=-1, largest=True, sorted=True)
         return (*out.state, out.feed, out.attn, top_log_probs, top_ids, out.log_probs)
@@ -111,19 +117,28 @@ class FoldedDecoderStepGraph(DecoderStepGraph):
                 folded = decoder.out.weight.double() @ decoder.bottleneck.weight.double()  # (V, H)
                 self.register_buffer("out_weight", folded.float())
 
-    def forward(self, prev_tokens: torch.Tensor, *rest: torch.Tensor):
-        state = tuple(rest[: self.num_states])
-        feed, memory, keys, src_mask, k = rest[self.num_states :]
+    def decode_step(self, prev_tokens, state, feed, memory, keys, src_mask):
         decoder = self.model.decoder
         if FOLD_INPUT in self.folds:
-            projected = F.embedding(prev_tokens, self.input_table) + feed @ self.feed_weight.T
-            x = None
+            state, feed, attn = self._step_from_table(prev_tokens, state, feed, memory, keys, src_mask)
         else:
-            projected, x = None, torch.cat([decoder.embed(prev_tokens), feed], dim=1)
+            state, feed, attn = decoder.step(prev_tokens, state, feed, memory, keys, src_mask)
+        if FOLD_OUTPUT in self.folds:
+            logits = F.linear(feed, self.out_weight, decoder.out.bias)
+        else:
+            logits = decoder.project(feed)
+        return StepOutput(state, feed, attn, F.log_softmax(logits, dim=-1))
+
+    def _step_from_table(self, prev_tokens, state, feed, memory, keys, src_mask):
+        """Decoder.step (training/model.py, in eval mode) with layer 0's input projection read
+        from the table; the layers above, the attention and the combine are the model's own."""
+        decoder = self.model.decoder
+        projected = F.embedding(prev_tokens, self.input_table) + feed @ self.feed_weight.T
         hs, cs = [], []
+        x = None
         for i, cell in enumerate(decoder.cells):
-            layer_state = (state[0][i], state[1][i]) if len(state) == 2 else (state[0][i],)
-            if projected is not None and i == 0:
+            layer_state = tuple(s[i] for s in state)  # (h, c) or (h,)
+            if i == 0:
                 h, c = _cell_from_projection(cell, projected, layer_state)
             elif isinstance(cell, nn.LSTMCell):
                 h, c = cell(x, layer_state)
@@ -134,14 +149,8 @@ class FoldedDecoderStepGraph(DecoderStepGraph):
             x = h
         context, attn = decoder.attention(h, keys, memory, src_mask)
         feed = torch.tanh(decoder.combine(torch.cat([context, h], dim=1)))
-        if FOLD_OUTPUT in self.folds:
-            logits = F.linear(feed, self.out_weight, decoder.out.bias)
-        else:
-            logits = decoder.project(feed)
-        log_probs = F.log_softmax(logits, dim=-1)
-        top_log_probs, top_ids = torch.topk(log_probs, k[0], dim=-1, largest=True, sorted=True)
         new_state = (torch.stack(hs), torch.stack(cs)) if cs else (torch.stack(hs),)
-        return (*new_state, feed, attn, top_log_probs, top_ids, log_probs)
+        return new_state, feed, attn
 
 
 def _cell_from_projection(cell: nn.Module, projected: torch.Tensor, state: tuple) -> tuple:
