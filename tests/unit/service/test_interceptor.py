@@ -278,6 +278,26 @@ async def test_real_health_service_is_measured_and_initialized_to_zero(harness):
     assert handled("OK") == 1 and handled("NOT_FOUND") == 1
 
 
+async def test_concurrent_calls_of_one_method_are_each_counted_once(harness):
+    # The wrapper of a method is built once and shared by its calls: what one call records must
+    # stay its own while twenty of them, half failing, run at once.
+    before = await harness.settled_scrape()
+    results = await asyncio.gather(
+        *(harness.unary("Echo")(b"x") for _ in range(20)),
+        *(harness.unary("Crash")(b"x") for _ in range(20)),
+        return_exceptions=True,
+    )
+    assert sum(r == b"x" for r in results) == 20
+    assert sum(isinstance(r, aio.AioRpcError) for r in results) == 20
+    after = await harness.settled_scrape()
+    for method, code in (("Echo", "OK"), ("Crash", "UNKNOWN")):
+        assert _delta(before, after, "grpc_server_started_total", method, "unary") == 20
+        assert _delta(before, after, "grpc_server_handled_total", method, "unary", grpc_code=code) == 20
+        assert _delta(before, after, "grpc_server_msg_received_total", method, "unary") == 20
+    assert _delta(before, after, "grpc_server_msg_sent_total", "Echo", "unary") == 20
+    assert _delta(before, after, "grpc_server_msg_sent_total", "Crash", "unary") == 0
+
+
 async def test_unknown_methods_are_not_counted(harness):
     with pytest.raises(aio.AioRpcError) as caught:
         await harness.channel.unary_unary("/scanner.Probe/Anything")(b"x")
