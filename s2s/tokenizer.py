@@ -157,7 +157,11 @@ class Tokenizer:
 
     def encode(self, text: str, dropout: float = 0.0, rng: random.Random | None = None) -> list[int]:
         """Text -> ids, no special tokens; unknown pieces map to UNK_ID. `dropout`: see split."""
-        return [self._index.get(p, UNK_ID) for p in self.split(text, dropout, rng)]
+        return self.ids(self.split(text, dropout, rng))
+
+    def ids(self, pieces: Sequence[str]) -> list[int]:
+        """Pieces (from `split`) -> ids; unknown pieces map to UNK_ID."""
+        return [self._index.get(p, UNK_ID) for p in pieces]
 
     def count_unknown(self, ids: Sequence[int]) -> int:
         return sum(1 for i in ids if i == UNK_ID)

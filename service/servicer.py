@@ -93,9 +93,11 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
             # All are decoding already; awaiting in order costs nothing and needs no extra tasks.
             results = [await handle.result() for handle in handles]
         finally:
-            late = deadline_passed(context)
-            for handle in handles:
-                handle.cancel(late)  # no-op for finished requests; frees rows on error or client cancel
+            unfinished = [handle for handle in handles if not handle.done]
+            if unfinished:  # an error or the client went away: free their rows
+                late = deadline_passed(context)
+                for handle in unfinished:
+                    handle.cancel(late)
         tokenizer = model.bundle.tgt_tokenizer
         return pb.TranslateResponse(
             results=[

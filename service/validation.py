@@ -176,7 +176,7 @@ def validate_texts(
         if problem is not None:
             bad.append(FieldViolation(name, problem))
             continue
-        ids = tokenizer.encode(text)
+        ids = tokenizer.ids(pieces)  # the pieces split above: tokenising twice cost ~20 us a text
         sources.append(Source(text, ids, pieces, sum(1 for t in ids if t == UNK_ID)))
     if bad:
         raise InvalidRequest(bad)

@@ -155,3 +155,24 @@ def test_unseen_scripts_and_emoji_are_not_errors_but_counted_unknown() -> None:
     assert source.ids[1:] == [UNK_ID, UNK_ID]
     assert source.unknown == 2
     assert source.pieces == ["▁one", "▁🙂", "▁два"]
+
+
+_CORPUS = ["the cat sat on the mat", "the dog sat", "a cat and a dog", "Café déjà vu"]
+
+
+@pytest.mark.parametrize(
+    "tokenizer",
+    [
+        Tokenizer.build(_CORPUS, kind="word"),
+        Tokenizer.build(_CORPUS, kind="char"),
+        Tokenizer.learn_bpe(_CORPUS, vocab_size=40),
+    ],
+    ids=["word", "char", "bpe"],
+)
+def test_a_text_is_tokenised_once_into_the_ids_encode_gives(tokenizer: Tokenizer) -> None:
+    texts = ["the cat sat", "  a   dog\tand a cat ", "Café zebra ☃", "the mat"]
+    sources = validate_texts(texts, tokenizer, Limits())
+    for text, source in zip(texts, sources, strict=True):
+        assert source.ids == tokenizer.encode(text) and source.pieces == tokenizer.split(text)
+        assert source.unknown == tokenizer.count_unknown(source.ids)
+    assert any(source.unknown for source in sources)  # an unseen word or character is in there
