@@ -2,7 +2,9 @@
 
 - `floor`: decodes nothing; every text gets one canned six-token translation. A load test
   against it measures what Python gRPC, protobuf and the client cost per request on this
-  machine before any decoding (`--variants grpc-floor`).
+  machine before any decoding (`--variants grpc-floor`). With `--layers`, the s2s server's own
+  metrics interceptor and call gate stand in front of it, as `s2s serve` installs them: what those
+  production layers add to every call (`--variants grpc-floor-layers`).
 - `pool`: the common way to serve a seq2seq model without batching: the handler hands each text
   to `--workers` threads that decode one request at a time with engine/decode.py (one ONNX
   Runtime loop per request). It validates and answers with s2s's own code, so it pays what the
@@ -82,8 +84,20 @@ class PoolServicer(pb_grpc.TranslatorServicer):
         return pb.TranslateResponse(results=results)
 
 
-async def serve(servicer: pb_grpc.TranslatorServicer, host: str, port: int) -> None:
-    server = grpc.aio.server()
+def _s2s_layers() -> list[grpc.aio.ServerInterceptor]:
+    """The interceptors `s2s serve` puts in front of its servicer (service/server.py), in its order."""
+    from prometheus_client import CollectorRegistry
+
+    from service.gate import CallGate
+    from service.interceptor import GrpcServerMetricsInterceptor
+
+    metrics = GrpcServerMetricsInterceptor(CollectorRegistry())
+    metrics.initialize(pb.DESCRIPTOR.services_by_name["Translator"])
+    return [metrics, CallGate()]
+
+
+async def serve(servicer: pb_grpc.TranslatorServicer, host: str, port: int, layers: bool = False) -> None:
+    server = grpc.aio.server(interceptors=_s2s_layers() if layers else None)
     pb_grpc.add_TranslatorServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -104,6 +118,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per session (pool)")
     parser.add_argument("--precision", default="fp32", help="bundle graphs to run (pool)")
     parser.add_argument("--wait-ms", type=float, default=0.0, help="wait before answering (floor)")
+    parser.add_argument(
+        "--layers", action="store_true", help="s2s's metrics interceptor and call gate in front"
+    )
     args = parser.parse_args()
     if args.wait_ms < 0:
         parser.error(f"--wait-ms must be >= 0, got {args.wait_ms}")
@@ -114,7 +131,7 @@ def main() -> None:
         if args.kind == "floor"
         else PoolServicer(args.bundle, args.workers, args.threads, args.precision)
     )
-    asyncio.run(serve(servicer, args.host, args.port))
+    asyncio.run(serve(servicer, args.host, args.port, args.layers))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from s2s.options import add_option
 
 VARIANTS = (
     *("torch", "ort", "sched", "server", "server-stream"),
-    *("server-per-request", "server-pool", "grpc-floor", "server-process", "server-process-stream"),
+    *("server-per-request", "server-pool", "grpc-floor", "grpc-floor-layers", "server-process"),
+    "server-process-stream",
 )
 
 
@@ -89,6 +90,8 @@ def _make_variants(args, bundle, setup) -> list:
             made.append(v.InProcessScheduler(bundle, setup, args.max_rows))
         elif name == "grpc-floor":
             made.append(v.GrpcFloor(bundle, setup))
+        elif name == "grpc-floor-layers":
+            made.append(v.GrpcFloorLayers(bundle, setup))
         elif name == "server-pool":
             made.append(v.GrpcPool(bundle, setup))
         else:

@@ -272,6 +272,16 @@ class GrpcFloor(GrpcServer):
                 "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
 
 
+class GrpcFloorLayers(GrpcFloor):
+    """The floor behind the s2s server's metrics interceptor and call gate: the least any call
+    through `s2s serve` can cost, decoding aside (the ceiling of docs/performance.md's budget)."""
+
+    name = "grpc-floor-layers"
+
+    def _server_command(self, port: int) -> list[str]:
+        return super()._server_command(port) + ["--layers"]
+
+
 class GrpcPool(GrpcServer):
     """(b) served the common way (benchmarks/serving/baseline_servers.py): a gRPC handler handing each
     request to `workers` threads that decode one request at a time with engine/decode.py."""

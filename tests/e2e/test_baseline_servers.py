@@ -49,3 +49,25 @@ def test_floor_waits_as_asked_and_refuses_a_negative_wait() -> None:
                "--port", "1", "--wait-ms", "-1"]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--wait-ms must be >= 0" in done.stderr
+
+
+@pytest.mark.parametrize("layered", [False, True])
+async def test_the_layered_floor_stands_behind_the_s2s_gate(models: E2EModels, layered: bool) -> None:
+    """`--layers` puts the s2s server's own interceptor and gate in front of the floor: a request
+    that does not parse is refused there, as `s2s serve` refuses it; the plain floor has no gate."""
+    from benchmarks.serving.variants import GrpcFloor, GrpcFloorLayers
+
+    floor = (GrpcFloorLayers if layered else GrpcFloor)(load_bundle(models.bundle), DecodeSetup())
+    try:
+        await floor.start()
+        answer = await floor.client.translate_one("5 March 2021")
+        assert answer.hypotheses[0].text  # the canned translation
+        raw = floor.client.channel.unary_unary("/s2s.v1.Translator/Translate")  # bytes in, bytes out
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            await raw(b"\xff\xff\xff", timeout=10)
+        # grpc.aio's own answer is UNKNOWN with the parser's exception in the details.
+        expected = grpc.StatusCode.INVALID_ARGUMENT if layered else grpc.StatusCode.UNKNOWN
+        assert bad.value.code() == expected, bad.value.details()
+        assert ("DecodeError" in bad.value.details()) is not layered
+    finally:
+        await floor.stop()
