@@ -4,7 +4,9 @@ The concurrency-1 target of issue 14 adds the floor's p50 (a server that answers
 per-request decode loop's. This measures whether that sum is what gRPC costs when the handler is
 not instant: the floor server (benchmarks/serving/baseline_servers.py `--kind floor`) answers after
 `--wait-ms` of asyncio.sleep, one client sends one call at a time, and the table gives each wait's
-p50 and what it adds over the wait itself. Waits alternate, rounds reverse the order.
+p50 and what it adds over the wait itself. Waits alternate, rounds reverse the order. Beside it,
+the same waits on a plain TCP socket (a process that sleeps, then answers two bytes): what the
+machine itself adds to a call that waits, without gRPC.
 
     .venv/bin/python -m benchmarks.serving.wait_floor --waits 0,0.5,1,2,4,8 --rounds 2 \
         --out benchmarks/results/serving/wait-floor.json
@@ -15,7 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +51,34 @@ async def _p50_ms(port: int, calls: int) -> float:
     return statistics.median(o.latency_s for o in outcomes) * 1000
 
 
+def _tcp_answer_after(sock: socket.socket) -> None:
+    connection, _ = sock.accept()
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while message := connection.recv(64):
+        time.sleep(float(message.decode()) / 1000)
+        connection.sendall(b"ok")
+
+
+def measure_tcp(wait_ms: float, calls: int) -> float:
+    """p50 ms of one client's calls to a process that sleeps `wait_ms`, then answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = multiprocessing.get_context("fork").Process(target=_tcp_answer_after, args=(listener,))
+    server.start()
+    try:
+        with socket.create_connection(listener.getsockname()) as client:
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            latencies = []
+            for _ in range(calls // 5 + calls):  # the first fifth warms up
+                started = time.perf_counter()
+                client.sendall(str(wait_ms).encode())
+                client.recv(64)
+                latencies.append(time.perf_counter() - started)
+        return statistics.median(latencies[calls // 5 :]) * 1000
+    finally:
+        server.join(timeout=30)
+        listener.close()
+
+
 def measure(wait_ms: float, port: int, calls: int) -> float:
     command = [sys.executable, "-m", "benchmarks.serving.baseline_servers", "--kind", "floor",
                "--port", str(port), "--wait-ms", str(wait_ms)]  # fmt: skip
@@ -70,15 +102,19 @@ def main() -> int:
     runs = []
     for i in range(args.rounds):
         for wait in waits if i % 2 == 0 else waits[::-1]:
-            p50 = measure(wait, args.port, args.calls)
-            runs.append({"round": i + 1, "wait_ms": wait, "p50_ms": round(p50, 3)})
+            p50, tcp = measure(wait, args.port, args.calls), measure_tcp(wait, args.calls)
+            runs.append({"round": i + 1, "wait_ms": wait, "p50_ms": round(p50, 3),
+                         "tcp_p50_ms": round(tcp, 3)})  # fmt: skip
             print(runs[-1], flush=True)
-    print("| handler waits (ms) | p50 (ms) | p50 − wait (ms) |\n| --- | --- | --- |")
+    print("| handler waits (ms) | gRPC p50 (ms) | p50 − wait (ms) | TCP p50 (ms) | TCP p50 − wait (ms) |")
+    print("| --- | --- | --- | --- | --- |")
     summary = []
     for wait in waits:
         p50 = statistics.median(r["p50_ms"] for r in runs if r["wait_ms"] == wait)
-        summary.append({"wait_ms": wait, "p50_ms": round(p50, 3), "over_wait_ms": round(p50 - wait, 3)})
-        print(f"| {wait:g} | {p50:.2f} | {p50 - wait:.2f} |")
+        tcp = statistics.median(r["tcp_p50_ms"] for r in runs if r["wait_ms"] == wait)
+        summary.append({"wait_ms": wait, "p50_ms": round(p50, 3), "over_wait_ms": round(p50 - wait, 3),
+                        "tcp_p50_ms": round(tcp, 3), "tcp_over_wait_ms": round(tcp - wait, 3)})  # fmt: skip
+        print(f"| {wait:g} | {p50:.2f} | {p50 - wait:.2f} | {tcp:.2f} | {tcp - wait:.2f} |")
     conditions = {"when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "cores": os.cpu_count(),
                   "load_average": os.getloadavg()[0], "calls": args.calls, "rounds": args.rounds}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)

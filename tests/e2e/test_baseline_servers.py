@@ -71,3 +71,11 @@ async def test_the_layered_floor_stands_behind_the_s2s_gate(models: E2EModels, l
         assert ("DecodeError" in bad.value.details()) is not layered
     finally:
         await floor.stop()
+
+
+def test_the_tcp_baseline_waits_as_asked() -> None:
+    """wait_floor's plain-socket baseline: each answer comes no sooner than its wait (a bound)."""
+    from benchmarks.serving.wait_floor import measure_tcp
+
+    assert measure_tcp(20.0, calls=10) >= 20.0
+    assert measure_tcp(0.0, calls=10) < 20.0
