@@ -243,6 +243,8 @@ class Scheduler:
             self._out.append((handle, DeadlineExceeded("deadline passed while queued")))
             self.observer.request_finished("deadline", now - handle.submitted, 0)
         room = self.config.max_rows - sum(s.search.beam_size for s in self._running.values())
+        if not self._joins_now(room, now):
+            return []
         cap = self.config.max_requests
         slots = cap - len(self._running) if cap else len(self._waiting)
         admitted = []
@@ -252,6 +254,16 @@ class Scheduler:
             room -= handle.request.beam_size
             admitted.append(handle)
         return admitted
+
+    def _joins_now(self, room: int, now: float) -> bool:
+        """(lock held) Whether the waiting requests join at this step (SchedulerConfig.admit_min_rows):
+        at once while the batch is at most half full, else in groups."""
+        c = self.config
+        if not self._waiting or 2 * (c.max_rows - room) <= c.max_rows:
+            return True
+        if self._waiting_rows >= min(c.admit_min_rows, c.max_queue):  # more can never wait
+            return True
+        return now - self._waiting[0].submitted >= c.admit_max_wait_ms / 1000
 
     def _iteration(self, newcomers: list[RequestHandle]) -> None:
         """Drop gone rows, encode newcomers, run one step, advance every search."""

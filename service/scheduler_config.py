@@ -28,6 +28,13 @@ class SchedulerConfig:
     # only when nothing waits.
     max_queue: int = 64
     max_batch_wait_ms: float = 0.0  # when idle, wait this long for more requests before starting
+    # Newcomers join a busy batch in groups. A join costs one encoder run and one copy of the
+    # batch's arrays whatever its size, so a full batch joined by one request a step spent about a
+    # third of the engine's time joining (docs/performance.md). While the running requests hold
+    # more than half of max_rows, waiting ones join once they fill admit_min_rows rows, or once
+    # the oldest has waited admit_max_wait_ms. 1 joins at every step.
+    admit_min_rows: int = 16
+    admit_max_wait_ms: float = 5.0
     max_requests: int = 0  # requests decoded together; 0 = as many as max_rows holds, 1 = no batching
     decode_threads: int = 1  # decode loops sharing the sessions (service/pool.py); >1 builds a pool
     # "thread": the decode loop is a thread of the server's process; "process": it runs in a
@@ -49,6 +56,11 @@ class SchedulerConfig:
                 f"need max_rows >= 1, max_queue >= 1, max_batch_wait_ms >= 0, max_requests >= 0, "
                 f"decode_threads >= 1; got {self.max_rows}, {self.max_queue}, {self.max_batch_wait_ms}, "
                 f"{self.max_requests}, {self.decode_threads}"
+            )
+        if self.admit_min_rows < 1 or self.admit_max_wait_ms < 0:
+            raise ValueError(
+                f"need admit_min_rows >= 1 and admit_max_wait_ms >= 0; got {self.admit_min_rows}, "
+                f"{self.admit_max_wait_ms}"
             )
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {self.engine!r}")

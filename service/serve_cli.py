@@ -25,6 +25,8 @@ DEFAULTS = {
     "max_rows": 64,
     "max_queue": 64,
     "max_batch_wait_ms": 0.0,
+    "admit_min_rows": 16,
+    "admit_max_wait_ms": 5.0,
     "max_requests": 0,
     "decode_threads": 1,
     "engine": "thread",
@@ -141,6 +143,21 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=DEFAULTS["max_batch_wait_ms"],
         help="when idle, wait this long for more requests before a step",
+    )
+    add_option(
+        p,
+        "--admit-min-rows",
+        type=int,
+        default=DEFAULTS["admit_min_rows"],
+        help="while the batch is over half full, waiting requests join once they fill this many "
+        "rows or once --admit-max-wait-ms passed; 1 = join at every step",
+    )
+    add_option(
+        p,
+        "--admit-max-wait-ms",
+        type=float,
+        default=DEFAULTS["admit_max_wait_ms"],
+        help="the longest a request waits for its group to join a busy batch",
     )
     add_option(
         p,
@@ -269,6 +286,8 @@ def server_config(args: argparse.Namespace):  # -> service.config.ServerConfig (
             max_rows=args.max_rows,
             max_queue=args.max_queue,
             max_batch_wait_ms=args.max_batch_wait_ms,
+            admit_min_rows=args.admit_min_rows,
+            admit_max_wait_ms=args.admit_max_wait_ms,
             max_requests=args.max_requests,
             decode_threads=args.decode_threads,
             engine=args.engine,

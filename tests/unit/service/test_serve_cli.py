@@ -30,6 +30,8 @@ def test_help_defaults_equal_the_dataclass_defaults() -> None:
         "max_rows": scheduler.max_rows,
         "max_queue": scheduler.max_queue,
         "max_batch_wait_ms": scheduler.max_batch_wait_ms,
+        "admit_min_rows": scheduler.admit_min_rows,
+        "admit_max_wait_ms": scheduler.admit_max_wait_ms,
         "max_requests": scheduler.max_requests,
         "decode_threads": scheduler.decode_threads,
         "engine": scheduler.engine,
