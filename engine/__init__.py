@@ -10,6 +10,7 @@ export's parity tests and the benchmarks' baselines use (engine/decode.py), and 
 - engine/step.py: `encode(...)` and `step(runner, batch, decodings) -> StepOutcome`
 - engine/events.py: what a step reports (TokenEvent, Finished, Failed)
 - engine/config.py: `DecodeConfig`, the search options and their defaults
+- engine/allocator.py: `tune_allocator()`, glibc's thresholds for the batch's copies
 
 It knows nothing of gRPC, asyncio, handles or servicers (docs/design.md, "The decode engine").
 Importing the package imports none of its modules.

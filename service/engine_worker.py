@@ -217,8 +217,11 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[engine]: %(message)s")
     if config.engine_nice:  # before ONNX Runtime starts its threads: they inherit it
         os.nice(config.engine_nice)
+    from engine.allocator import tune_allocator
     from engine.sessions import ProviderUnavailable, Runner
     from s2s.bundle import load_bundle
+
+    tune_allocator()
 
     try:
         runner = Runner.from_bundle(load_bundle(Path(bundle_dir)), runner_config)

@@ -57,8 +57,10 @@ def open_model(config: OfflineConfig) -> OfflineModel:
     # manifest, from the bytes it opens; files this job does not run (the plain graphs beside the
     # optimised ones, other precisions) are not read: 0.07 s less start-up on eng-fra.
     bundle = load_bundle(config.bundle or DEFAULT_BUNDLE_DIR, verify_checksums=False)
+    from engine.allocator import tune_allocator
     from engine.sessions import Runner, RunnerConfig
 
+    tune_allocator()
     threads = config.threads or os.cpu_count() or 1  # in all
     loops = config.loops or min(2, threads)  # --threads 1 means one thread: one loop
     runner = Runner.from_bundle(

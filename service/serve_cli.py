@@ -336,6 +336,9 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         log.error("invalid configuration: %s", exc)
         return EXIT_USAGE  # a start-up failure is a bad bundle, port, certificate or setting
+    from engine.allocator import tune_allocator
+
+    tune_allocator()  # the thread engine decodes in this process (the process engine sets its own)
     try:
         asyncio.run(run_server(config))
     except (BundleError, ProviderUnavailable, StartupError) as exc:
