@@ -6,7 +6,9 @@ not instant: the floor server (benchmarks/serving/baseline_servers.py `--kind fl
 `--wait-ms` of asyncio.sleep, one client sends one call at a time, and the table gives each wait's
 p50 and what it adds over the wait itself. Waits alternate, rounds reverse the order. Beside it,
 the same waits on a plain TCP socket (a process that sleeps, then answers two bytes): what the
-machine itself adds to a call that waits, without gRPC.
+machine itself adds to a call that waits, without gRPC. And no socket at all: a fixed piece of
+Python work (JSON, a regex, a division; ~0.1 ms) timed right after the process slept the wait,
+against the same work back to back: what a pause costs the code that runs after it.
 
     .venv/bin/python -m benchmarks.serving.wait_floor --waits 0,0.5,1,2,4,8 --rounds 2 \
         --out benchmarks/results/serving/wait-floor.json
@@ -16,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import decimal
 import json
 import multiprocessing
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -79,6 +83,25 @@ def measure_tcp(wait_ms: float, calls: int) -> float:
         listener.close()
 
 
+def _fixed_work(payload: dict) -> None:
+    json.loads(json.dumps(payload))
+    re.sub(r"\d+", "n", "abc 123 def 456 " * 5)
+    decimal.Decimal(1) / decimal.Decimal(7)
+
+
+def measure_after_pause(wait_ms: float, calls: int) -> float:
+    """p50 us of `_fixed_work` run right after sleeping `wait_ms` (0: back to back)."""
+    payload = {"rows": [{"x": i, "y": str(i), "z": [1.5, 2.5]} for i in range(30)]}
+    latencies = []
+    for _ in range(calls // 5 + calls):  # the first fifth warms up
+        if wait_ms:
+            time.sleep(wait_ms / 1000)
+        started = time.perf_counter()
+        _fixed_work(payload)
+        latencies.append(time.perf_counter() - started)
+    return statistics.median(latencies[calls // 5 :]) * 1e6
+
+
 def measure(wait_ms: float, port: int, calls: int) -> float:
     command = [sys.executable, "-m", "benchmarks.serving.baseline_servers", "--kind", "floor",
                "--port", str(port), "--wait-ms", str(wait_ms)]  # fmt: skip
@@ -103,18 +126,22 @@ def main() -> int:
     for i in range(args.rounds):
         for wait in waits if i % 2 == 0 else waits[::-1]:
             p50, tcp = measure(wait, args.port, args.calls), measure_tcp(wait, args.calls)
+            work = measure_after_pause(wait, args.calls)
             runs.append({"round": i + 1, "wait_ms": wait, "p50_ms": round(p50, 3),
-                         "tcp_p50_ms": round(tcp, 3)})  # fmt: skip
+                         "tcp_p50_ms": round(tcp, 3), "work_after_pause_us": round(work, 1)})  # fmt: skip
             print(runs[-1], flush=True)
-    print("| handler waits (ms) | gRPC p50 (ms) | p50 − wait (ms) | TCP p50 (ms) | TCP p50 − wait (ms) |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| handler waits (ms) | gRPC p50 (ms) | p50 − wait (ms) | TCP p50 (ms) | TCP p50 − wait (ms) "
+          "| fixed work after the pause (us) |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- |")
     summary = []
     for wait in waits:
         p50 = statistics.median(r["p50_ms"] for r in runs if r["wait_ms"] == wait)
         tcp = statistics.median(r["tcp_p50_ms"] for r in runs if r["wait_ms"] == wait)
+        work = statistics.median(r["work_after_pause_us"] for r in runs if r["wait_ms"] == wait)
         summary.append({"wait_ms": wait, "p50_ms": round(p50, 3), "over_wait_ms": round(p50 - wait, 3),
-                        "tcp_p50_ms": round(tcp, 3), "tcp_over_wait_ms": round(tcp - wait, 3)})  # fmt: skip
-        print(f"| {wait:g} | {p50:.2f} | {p50 - wait:.2f} | {tcp:.2f} | {tcp - wait:.2f} |")
+                        "tcp_p50_ms": round(tcp, 3), "tcp_over_wait_ms": round(tcp - wait, 3),
+                        "work_after_pause_us": round(work, 1)})  # fmt: skip
+        print(f"| {wait:g} | {p50:.2f} | {p50 - wait:.2f} | {tcp:.2f} | {tcp - wait:.2f} | {work:.0f} |")
     conditions = {"when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "cores": os.cpu_count(),
                   "load_average": os.getloadavg()[0], "calls": args.calls, "rounds": args.rounds}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
