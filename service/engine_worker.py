@@ -6,7 +6,7 @@ event loop and poller share one GIL when they live in one process, so each waits
 and cores stay idle (docs/performance.md). Here the loop has an interpreter of its own.
 
 The loop is the Scheduler's own (service/scheduler.py), unchanged: `EngineCore` only replaces
-where requests come from (the pipe, read by this process's main thread) and where deliveries go
+where requests come from (the pipe, read by the loop itself between steps) and where deliveries go
 (one message back per decoder step: the step's token events and results, the keys that joined
 the batch, and the observer calls, which the server replays on its metrics).
 
@@ -27,7 +27,6 @@ import os
 import pickle
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -55,50 +54,62 @@ class EngineHandle:
 
 class RecordingObserver:
     """Keeps the decode loop's observer calls for the next message: the metrics live in the
-    server. Called from both of the engine's threads."""
+    server. The engine has one thread: no lock."""
 
     def __init__(self) -> None:
         self._calls: list[tuple[str, tuple]] = []
-        self._lock = threading.Lock()
 
     def __getattr__(self, name: str):
         def record(*args) -> None:
-            with self._lock:
-                self._calls.append((name, args))
+            self._calls.append((name, args))
 
         return record
 
     def take(self) -> list[tuple[str, tuple]]:
-        with self._lock:
-            calls, self._calls = self._calls, []
+        calls, self._calls = self._calls, []
         return calls
 
 
 class EngineCore(Scheduler):
-    """The Scheduler's decode thread, fed by the pipe instead of an event loop."""
+    """The Scheduler's decode loop, run by the engine process's one thread and fed by the pipe
+    instead of an event loop."""
 
     def __init__(self, runner, config: SchedulerConfig, conn: Connection):
         super().__init__(runner, config, RecordingObserver())
         self._conn = conn
         self._by_key: dict[int, EngineHandle] = {}  # waiting or running, for cancel (under _cv)
         self._admitted: list[int] = []  # keys that joined the batch since the last message
-        self._send_lock = threading.Lock()
         self._last_sent = 0.0  # time.monotonic() of the last message
 
     def serve(self) -> None:
-        """Read commands until ("stop",) or until the server is gone; then fail what is left
-        with Draining (the server has answered those calls already) and return."""
-        thread = threading.Thread(target=self._decode_thread, name="s2s-decode", daemon=True)
-        thread.start()
+        """Decode until ("stop",) or until the server is gone; then fail what is left with
+        Draining (the server has answered those calls already) and return."""
+        self._decode_thread()
+
+    # The decode loop is the pipe's only reader: it takes the messages between steps (a newcomer
+    # or a cancel would wait for the step's end anyway) and blocks on the pipe when idle. A
+    # reader thread cost a GIL hand-off and a wake-up of the loop per message.
+    def _wait_for_work(self) -> None:
+        self._read(timeout=0)
+        while not (self._waiting or self._running or self._abort):
+            self._read(timeout=None)
+
+    def _wait_for_input(self, timeout: float) -> bool:
+        return self._read(timeout)
+
+    def _read(self, timeout: float | None) -> bool:
+        """Act on what the pipe holds, waiting up to `timeout` seconds (None: for ever) for the
+        first message; False if none came. Sets _abort once told to stop or when the server is gone."""
+        got = False
         try:
-            while self._handle(self._conn.recv()):
-                pass
+            while not self._abort and self._conn.poll(timeout):
+                got, timeout = True, 0
+                if not self._handle(self._conn.recv()):
+                    self._abort = True
         except (EOFError, OSError):
             log.info("the server closed the pipe; the engine stops")
-        with self._cv:
             self._abort = True
-            self._cv.notify()
-        thread.join()
+        return got
 
     def _handle(self, message: tuple) -> bool:
         """Act on one message; False once told to stop."""
@@ -133,7 +144,7 @@ class EngineCore(Scheduler):
             if waiting:
                 self._waiting.remove(handle)
                 self._waiting_rows -= handle.request.beam_size
-        if waiting:  # counted now: an idle decode thread would not send it before the next step
+        if waiting:  # counted now: an idle loop would not send it before its next step
             now = time.monotonic()
             self.observer.request_finished(gone_reason(handle, now), now - handle.submitted, 0)
             self._send(("out", [], [], self.observer.take()))
@@ -165,11 +176,10 @@ class EngineCore(Scheduler):
         self._send(("out", deliveries, admitted, calls))
 
     def _send(self, message: tuple) -> None:
-        with self._send_lock:  # both threads send
-            try:
-                send_message(self._conn, message)
-            except (BrokenPipeError, OSError):
-                pass  # the server is gone; the main thread sees EOF and stops the loop
+        try:
+            send_message(self._conn, message)
+        except (BrokenPipeError, OSError):
+            pass  # the server is gone; the next read sees EOF and stops the loop
 
 
 def send_message(conn: Connection, message: tuple) -> None:

@@ -186,8 +186,7 @@ class Scheduler:
     def _decode_thread(self) -> None:
         while True:
             with self._cv:
-                while not (self._waiting or self._running or self._abort):
-                    self._cv.wait()
+                self._wait_for_work()
                 if self._abort:
                     break
                 if not self._running and self.config.max_batch_wait_ms > 0:
@@ -224,12 +223,21 @@ class Scheduler:
         except RuntimeError:  # the event loop is closed: nobody is left to tell
             pass
 
+    def _wait_for_work(self) -> None:
+        """(lock held) Until there is something to decode or the loop must stop."""
+        while not (self._waiting or self._running or self._abort):
+            self._cv.wait()
+
+    def _wait_for_input(self, timeout: float) -> bool:
+        """(lock held) Up to `timeout` seconds for more requests; False if none came."""
+        return self._cv.wait(timeout)
+
     def _wait_to_fill(self) -> None:
         """Idle and asked to wait (lock held): give more requests max_batch_wait_ms to arrive."""
         deadline = time.monotonic() + self.config.max_batch_wait_ms / 1000
         while len(self._waiting) < self.config.max_rows and not self._abort:
             left = deadline - time.monotonic()
-            if left <= 0 or not self._cv.wait(left):
+            if left <= 0 or not self._wait_for_input(left):
                 break
 
     def _admit(self, now: float) -> list[RequestHandle]:
