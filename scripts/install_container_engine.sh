@@ -13,8 +13,12 @@ set -euo pipefail
 log() { echo "install_container_engine: $*" >&2; }
 
 # Debian packages: the engine, runc (crun 1.8 refuses this machine's hybrid cgroups), rootfs tools
-# and debootstrap for the stand-in bases, podman-compose for tests/deploy/test_compose_up.py.
-PACKAGES=(podman buildah runc fuse-overlayfs slirp4netns uidmap debootstrap podman-compose busybox-static)
+# and debootstrap for the stand-in bases, podman-compose for tests/deploy/test_compose_up.py, and
+# the CNI dnsname plugin: without it (a podman Recommends, which --no-install-recommends drops) a
+# compose network has no DNS, and Prometheus cannot resolve the service name "s2s".
+PACKAGES=(podman buildah runc fuse-overlayfs slirp4netns uidmap debootstrap podman-compose busybox-static
+          golang-github-containernetworking-plugin-dnsname)
+DNSNAME=/usr/lib/cni/dnsname
 CONF=/etc/containers/containers.conf.d/50-s2s.conf
 
 as_root() {
@@ -34,6 +38,7 @@ missing=()
 for tool in podman buildah runc debootstrap podman-compose busybox; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
+[ -x "$DNSNAME" ] || missing+=("$DNSNAME")
 if [ ${#missing[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || { log "no working docker and no apt-get to install podman"; exit 1; }
   log "installing ${PACKAGES[*]} (missing: ${missing[*]})"
