@@ -92,7 +92,10 @@ class EngineCore(Scheduler):
     def serve(self) -> None:
         """Decode until ("stop",) or until the server is gone; then fail what is left with
         Draining (the server has answered those calls already) and return."""
-        self._decode_thread()
+        try:
+            self._decode_thread()
+        finally:
+            self._sock.close()  # the dup; the Connection closes its own descriptor
 
     # The decode loop is the pipe's only reader: it takes the messages between steps (a newcomer
     # or a cancel would wait for the step's end anyway) and blocks on the pipe when idle. A
